@@ -1,0 +1,46 @@
+# The same commands for people and CI (STYLE §7). `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench reliability lock clean
+
+$(BIN)/.installed: pyproject.toml requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/dev.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+.env:
+	cp .env.example .env
+	@echo "created .env from .env.example (development values; edit before production)"
+
+## Start the service on the embedded SQLite default, worker in-process.
+run: install .env
+	$(BIN)/timedify migrate
+	$(BIN)/timedify serve
+
+## The whole test suite, PostgreSQL included (a throwaway server started by the tests).
+test: install
+	bash scripts/ensure-postgres
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+## Re-resolve the pinned dependency sets after changing pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --extra dev -o requirements/dev.txt --python-version 3.11 -q
+	uv pip compile pyproject.toml -o requirements/prod.txt --python-version 3.11 -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,7 @@
+"""`python -m timedify` runs the CLI."""
+
+from __future__ import annotations
+
+from timedify.cli import main
+
+main()

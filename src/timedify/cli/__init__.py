@@ -1,0 +1,63 @@
+"""`timedify`: the service and the operations toolkit as one command (SPEC §4).
+
+One module per command group, joined here; this module is also the single error boundary:
+expected failures (`TimedifyError`) become one line on stderr and their exit code, with the
+traceback only under `-v`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from timedify import __version__
+from timedify.cli import console, migrate, service, webhooks
+from timedify.errors import ConfigError, TimedifyError
+
+app = typer.Typer(
+    name="timedify",
+    help="Timedify: Shopify webhook service and operations toolkit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_verbose = {"on": False}
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")
+    ] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _verbose["on"] = verbose
+    if version:
+        console.out.print(__version__)
+        raise typer.Exit(0)
+
+
+service.register(app)
+migrate.register(app)
+webhooks.register(app)
+
+
+def main() -> None:
+    """Entry point of the `timedify` command."""
+    try:
+        app()
+    except ConfigError as exc:
+        console.error("configuration is invalid:")
+        for problem in exc.problems:
+            console.err.print(f"  - {problem}", markup=False)
+        sys.exit(exc.exit_code)
+    except TimedifyError as exc:
+        if _verbose["on"]:
+            console.err.print_exception()
+        console.error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

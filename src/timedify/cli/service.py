@@ -1,0 +1,82 @@
+"""`timedify serve`: the webhook service (O1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from timedify import migrate
+from timedify.db import engine_for
+from timedify.logs import configure_logging
+from timedify.settings import Settings, load_settings
+from timedify.web import BackgroundFactory, create_app
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        help="Start the webhook service (with the worker in-process by default).\n\n"
+        "Example: timedify serve --port 8000\n\n"
+        "Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 database behind "
+        "(run `timedify migrate`), 4 database unreachable."
+    )(serve)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [env: HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env: PORT].")] = None,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker", help="Run the worker in this process [env: WORKER_IN_PROCESS]."
+        ),
+    ] = None,
+) -> None:
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if worker is not None:
+        overrides["worker_in_process"] = worker
+    settings = load_settings(**overrides)
+    prepare(settings)
+    run_server(settings, background_services(settings))
+
+
+def prepare(settings: Settings) -> None:
+    """Logging on, and refuse a database whose schema is behind (O1)."""
+    configure_logging(settings.log_level, settings.log_format, _log_file(settings))
+    engine = engine_for(settings)
+    try:
+        migrate.require_current(engine)
+    finally:
+        engine.dispose()
+
+
+def background_services(settings: Settings) -> list[BackgroundFactory]:
+    """What runs beside the HTTP server in this process."""
+    return []
+
+
+def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings, background=background),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=10,
+        limit_concurrency=2048,
+        backlog=4096,
+    )
+
+
+def _log_file(settings: Settings):  # type: ignore[no-untyped-def]
+    return settings.tmp_dir / settings.log_file if settings.log_file else None

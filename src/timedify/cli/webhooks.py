@@ -1,0 +1,74 @@
+"""`timedify send-webhook`: one correctly signed test webhook (O11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import orjson
+import typer
+
+from timedify import shopify
+from timedify.cli import console
+from timedify.errors import TimedifyError
+from timedify.settings import load_settings
+from timedify.testing import signed_webhook
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "send-webhook",
+        help="Send one signed webhook of TOPIC to a running service.\n\n"
+        "Example: timedify send-webhook app/uninstalled --url http://127.0.0.1:8000 "
+        "--shop demo.myshopify.com\n\n"
+        "Exit codes: 0 the service answered 2xx, 1 it answered something else, "
+        "4 it could not be reached.",
+    )(send_webhook)
+
+
+def send_webhook(
+    topic: Annotated[str, typer.Argument(help=f"One of: {', '.join(shopify.TOPICS)}.")],
+    url: Annotated[str, typer.Option(help="Base URL of the service.")] = "http://127.0.0.1:8000",
+    shop: Annotated[str, typer.Option(help="Shop domain.")] = "demo.myshopify.com",
+    payload: Annotated[
+        Path | None, typer.Option(help="JSON file to send instead of the sample payload.")
+    ] = None,
+    webhook_id: Annotated[str | None, typer.Option(help="Fixed X-Shopify-Webhook-Id.")] = None,
+    unified: Annotated[
+        bool, typer.Option(help="POST to /webhooks instead of the topic path.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    secret = load_settings().shopify_api_secret.get_secret_value()
+    body: bytes | None = None
+    if payload is not None:
+        try:
+            body = payload.read_bytes()
+            orjson.loads(body)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise TimedifyError(f"cannot use {payload}: {exc}") from None
+    hook = signed_webhook(topic, shop, secret, payload=body, webhook_id=webhook_id)
+    target = url.rstrip("/") + (shopify.UNIFIED_PATH if unified else hook.path())
+    try:
+        response = httpx.post(target, content=hook.body, headers=hook.headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        error = TimedifyError(f"could not reach {target}: {type(exc).__name__}")
+        error.exit_code = 4
+        raise error from None
+    ok = response.is_success
+    if json:
+        console.print_json(
+            {
+                "url": target,
+                "topic": topic,
+                "webhook_id": hook.webhook_id,
+                "status": response.status_code,
+                "body": response.text,
+            }
+        )
+    else:
+        console.status_line(ok, f"{topic} → {target}: {response.status_code} {response.text}")
+    if not ok:
+        raise typer.Exit(1)

@@ -1,0 +1,113 @@
+"""Engines for the two supported databases, set up for durability and bounded waits.
+
+SQLite: WAL with `synchronous=FULL`, so a commit survives power loss, and a busy timeout so a
+locked file turns into an error within a bound instead of a hang (W4). PostgreSQL: psycopg 3 with
+connect and statement timeouts for the same reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from timedify.settings import Settings
+
+
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_ms: int = 2000,
+    connect_timeout_s: int = 2,
+    statement_timeout_ms: int | None = None,
+    read_only: bool = False,
+    pool_size: int = 5,
+) -> Engine:
+    """An engine for `url`. `read_only` connections cannot write (used by `/health`)."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, busy_timeout_ms=busy_timeout_ms, read_only=read_only)
+    options = []
+    if statement_timeout_ms is not None:
+        options.append(f"-c statement_timeout={statement_timeout_ms}")
+        options.append(f"-c lock_timeout={statement_timeout_ms}")
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    connect_args: dict[str, Any] = {
+        "connect_timeout": connect_timeout_s,
+        # A server that stops answering mid-connection is detected instead of waited on forever.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": max(connect_timeout_s, 5) * 1000,
+        "application_name": "timedify",
+    }
+    if options:
+        connect_args["options"] = " ".join(options)
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout_s,
+        hide_parameters=True,
+    )
+
+
+def engine_for(settings: Settings, **kwargs: Any) -> Engine:
+    """The engine for the configured database with the configured bounds."""
+    kwargs.setdefault("busy_timeout_ms", settings.db_busy_timeout_ms)
+    kwargs.setdefault("connect_timeout_s", settings.db_connect_timeout_seconds)
+    return make_engine(settings.database_url, **kwargs)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine:
+    path = sqlite_path(url)
+    if path is None:
+        raise ValueError("an in-memory SQLite database cannot be shared: give DATABASE_URL a file")
+    if read_only:
+        engine = create_engine(
+            f"sqlite:///file:{path.as_posix()}?mode=ro&uri=true",
+            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            hide_parameters=True,
+        )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            hide_parameters=True,
+        )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    # pysqlite's implicit BEGIN is deferred, and a deferred reader that later writes fails with
+    # SQLITE_BUSY at once instead of waiting; writers take the lock up front and wait instead.
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if not read_only else "BEGIN")
+
+    return engine

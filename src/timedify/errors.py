@@ -1,0 +1,35 @@
+"""Expected failures, each with a message an operator can act on.
+
+The CLI turns these into one line on stderr and an exit code; the web layer into a status code
+and one log event. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class TimedifyError(Exception):
+    """Base of every expected failure."""
+
+    exit_code = 1
+
+
+class ConfigError(TimedifyError):
+    """One or more settings are missing or malformed."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class DatabaseBehindError(TimedifyError):
+    """The database schema is older than the code: migrations have not been applied."""
+
+    exit_code = 3
+
+
+class DatabaseUnavailableError(TimedifyError):
+    """The database could not be reached or did not answer in time."""
+
+    exit_code = 4

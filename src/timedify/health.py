@@ -1,0 +1,222 @@
+"""The deploy gate: `/health` in the IETF health-check format (SPEC H1, H2).
+
+Every database check runs on a read-only connection in a small dedicated thread pool, bounded by
+`HEALTH_TIMEOUT_SECONDS`: a hung or stopped database makes `/health` answer `fail` within a
+second instead of hanging the deploy. The write path's state comes from the group committer's
+memory, so a database that reads but cannot commit (locked, full, read-only) also fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine
+
+from timedify import store
+from timedify.committer import CommitState
+from timedify.db import sqlite_path
+from timedify.settings import Settings
+
+Status = Literal["pass", "warn", "fail"]
+_RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
+
+
+@dataclass
+class Check:
+    """One entry of `checks` in the health document."""
+
+    status: Status
+    output: str = ""
+    component_id: str | None = None
+    component_type: str | None = None
+    observed_value: Any = None
+    observed_unit: str | None = None
+
+    def to_json(self, now: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {"status": self.status, "time": now}
+        for key, value in (
+            ("componentId", self.component_id),
+            ("componentType", self.component_type),
+            ("observedValue", self.observed_value),
+            ("observedUnit", self.observed_unit),
+        ):
+            if value is not None:
+                doc[key] = value
+        if self.output:
+            doc["output"] = self.output
+        return doc
+
+
+@dataclass
+class HealthReport:
+    checks: dict[str, list[Check]] = field(default_factory=dict)
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks.setdefault(name, []).append(check)
+
+    @property
+    def status(self) -> Status:
+        worst: Status = "pass"
+        for items in self.checks.values():
+            for check in items:
+                if _RANK[check.status] > _RANK[worst]:
+                    worst = check.status
+        return worst
+
+    def to_json(self, version: str) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat()
+        return {
+            "status": self.status,
+            "version": "1",
+            "releaseId": version,
+            "serviceId": "timedify",
+            "description": "Timedify webhook service",
+            "checks": {
+                name: [c.to_json(now) for c in items] for name, items in self.checks.items()
+            },
+        }
+
+
+class HealthProbe:
+    """Runs the checks with a hard time bound, never more than one database probe at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        commit_state: CommitState,
+        head_revision: str,
+        worker_alive: Callable[[], bool | None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._commit_state = commit_state
+        self._head = head_revision
+        self._worker_alive = worker_alive
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="timedify-health")
+        self._busy = threading.Semaphore(1)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self) -> HealthReport:
+        report = HealthReport()
+        report.add("database:writes", self._write_check())
+        if not self._busy.acquire(blocking=False):
+            report.add("database:connection", Check("fail", "a previous probe is still waiting"))
+            return report
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._database_checks)
+        future.add_done_callback(lambda _f: self._busy.release())
+        try:
+            async with asyncio.timeout(self._settings.health_timeout_seconds):
+                checks = await asyncio.shield(future)
+        except TimeoutError:
+            ms = round((time.perf_counter() - started) * 1000)
+            report.add("database:connection", Check("fail", f"no answer within {ms} ms"))
+            return report
+        except Exception as exc:  # any driver error means the database is not usable
+            report.add("database:connection", Check("fail", _describe(exc)))
+            return report
+        for name, check in checks:
+            report.add(name, check)
+        return report
+
+    def _write_check(self) -> Check:
+        state = self._commit_state
+        with state.lock:
+            if state.failing:
+                return Check(
+                    "fail",
+                    f"the last {state.consecutive_failures} webhook commit(s) failed "
+                    f"({state.last_error_class})",
+                    component_type="datastore",
+                )
+        return Check("pass", component_type="datastore")
+
+    def _database_checks(self) -> list[tuple[str, Check]]:
+        path = sqlite_path(self._settings.database_url)
+        if path is not None and not path.exists():
+            raise FileNotFoundError("the SQLite database file is missing")
+        started = time.perf_counter()
+        with self._engine.connect() as conn:
+            revision = MigrationContext.configure(conn).get_current_revision()
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            connection = Check(
+                "pass", component_type="datastore", observed_value=latency, observed_unit="ms"
+            )
+            checks = [
+                ("database:connection", connection),
+                ("database:migrations", self._migrations(revision)),
+            ]
+            if revision != self._head:
+                return checks  # the other queries need the current schema
+            checks.append(("worker:heartbeat", self._heartbeat(conn)))
+            checks += [("webhooks:backlog", c) for c in self._backlog(conn)]
+            checks += [("webhooks:deadLetters", c) for c in self._dead_letters(conn)]
+        return checks
+
+    def _migrations(self, revision: str | None) -> Check:
+        if revision == self._head:
+            return Check("pass", observed_value=revision)
+        return Check(
+            "fail",
+            f"schema at {revision or 'none'}, code needs {self._head}: run `timedify migrate`",
+            observed_value=revision,
+        )
+
+    def _heartbeat(self, conn: Connection) -> Check:
+        alive = self._worker_alive()
+        if alive is False:
+            return Check("fail", "the in-process worker has stopped", component_type="component")
+        last = store.latest_heartbeat(conn)
+        if last is None:
+            return Check("warn", "no worker has reported a heartbeat", component_type="component")
+        age = (datetime.now(UTC) - last).total_seconds()
+        stale = age > self._settings.health_heartbeat_stale_seconds
+        return Check(
+            "warn" if stale else "pass",
+            "worker heartbeat is stale" if stale else "",
+            component_type="component",
+            observed_value=round(age, 1),
+            observed_unit="s",
+        )
+
+    def _backlog(self, conn: Connection) -> list[Check]:
+        limit = timedelta(seconds=self._settings.health_backlog_warn_seconds)
+        now = datetime.now(UTC)
+        checks = []
+        for topic, backlog in sorted(store.backlog_by_topic(conn).items()):
+            oldest = backlog.oldest_received_at
+            stale = oldest is not None and now - oldest > limit
+            checks.append(
+                Check(
+                    "warn" if stale else "pass",
+                    "oldest pending event is older than the limit" if stale else "",
+                    component_id=topic,
+                    observed_value=backlog.pending,
+                )
+            )
+        return checks or [Check("pass", observed_value=0)]
+
+    def _dead_letters(self, conn: Connection) -> list[Check]:
+        counts = store.dead_letters_by_topic(conn)
+        checks = [
+            Check("warn", "unresolved dead letters", component_id=topic, observed_value=count)
+            for topic, count in sorted(counts.items())
+        ]
+        return checks or [Check("pass", observed_value=0)]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -1,0 +1,261 @@
+"""The webhook endpoint: verify, validate, commit, acknowledge (SPEC W1-W5).
+
+A pure ASGI callable on the hot path: no framework routing, no ORM, the signature checked over the
+raw bytes before anything is parsed, and a `200` only once the group committer reports the row
+durable. Every refusal has a status code, a reason in the body, a metric and one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from timedify import shopify
+from timedify.committer import GroupCommitter
+from timedify.errors import DatabaseUnavailableError
+from timedify.logs import get_logger
+from timedify.metrics import Metrics
+from timedify.models import EventState
+from timedify.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+log = get_logger("timedify.ingest")
+_JSON = (b"content-type", b"application/json")
+_MAX_ID_LENGTH = 255
+
+
+class Rejection(Exception):
+    """A request refused with `status`; `reason` is a stable, machine-readable word."""
+
+    def __init__(self, status: int, reason: str, detail: str, **log_fields: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.log_fields = log_fields
+
+
+class _Disconnected(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified, well-formed webhook, ready to be stored."""
+
+    topic: str
+    webhook_id: str
+    shop_domain: str
+    headers: shopify.WebhookHeaders
+    body: bytes
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        handled = self.topic in shopify.TOPICS
+        return {
+            "webhook_id": self.webhook_id,
+            "topic": self.topic,
+            "shop_domain": self.shop_domain,
+            "event_id": self.headers.event_id,
+            "triggered_at": shopify.parse_timestamp(self.headers.triggered_at),
+            "api_version": self.headers.api_version,
+            "received_at": now,
+            "payload": self.body,
+            "state": EventState.RECEIVED if handled else EventState.IGNORED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "processed_at": None if handled else now,
+            "synthetic": self.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN,
+        }
+
+
+class WebhookEndpoint:
+    """ASGI endpoint for the per-topic paths and the unified `POST /webhooks`."""
+
+    def __init__(self, settings: Settings, committer: GroupCommitter, metrics: Metrics) -> None:
+        self._secrets = settings.webhook_secrets()
+        self._limit = settings.max_body_bytes
+        self._body_timeout = settings.body_read_timeout_seconds
+        self._commit_timeout = settings.ingest_timeout_seconds
+        self._retry_after = str(settings.retry_after_seconds).encode()
+        self._committer = committer
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path_topic = shopify.TOPIC_PATHS.get(scope["path"].rstrip("/"))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            delivery = await self._accept(scope, headers, receive, path_topic)
+            new = await self._store(delivery)
+        except Rejection as rejection:
+            await self._refuse(send, rejection, headers, started)
+            return
+        except _Disconnected:
+            log.info("webhook_client_disconnected", path=scope["path"])
+            return
+        await _respond(send, 200, b'{"status":"accepted"}')
+        elapsed = time.perf_counter() - started
+        self._metrics.acked.labels(delivery.topic, "new" if new else "duplicate").inc()
+        self._metrics.ack_latency.observe(elapsed)
+        log.info(
+            "webhook_accepted" if new else "webhook_duplicate",
+            topic=delivery.topic,
+            shop=delivery.shop_domain,
+            webhook_id=delivery.webhook_id,
+            status=200,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+    async def _accept(
+        self, scope: Scope, headers: dict[str, str], receive: Receive, path_topic: str | None
+    ) -> Delivery:
+        if scope["method"] != "POST":
+            raise Rejection(405, "method_not_allowed", "only POST is accepted")
+        body = await self._read_body(headers, receive)
+        parsed = shopify.WebhookHeaders.from_lowercase(headers)
+        if not shopify.verify_signature(body, parsed.hmac, self._secrets):
+            reason = "missing_signature" if not parsed.hmac else "invalid_signature"
+            raise Rejection(401, reason, "the HMAC signature is missing or does not match")
+        self._metrics.received.labels(parsed.topic or "unknown").inc()
+        topic = _required_topic(parsed.topic, path_topic)
+        webhook_id = _required_id(parsed.webhook_id, "webhook_id", shopify.WEBHOOK_ID_HEADER)
+        if parsed.event_id is not None and len(parsed.event_id) > _MAX_ID_LENGTH:
+            raise Rejection(400, "invalid_event_id", "X-Shopify-Event-Id is too long")
+        payload = _json_object(body)
+        shop = _shop_domain(topic, parsed.shop_domain, payload)
+        return Delivery(topic, webhook_id, shop, parsed, body)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
+            raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Disconnected
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._limit:
+                        raise Rejection(
+                            413, "body_too_large", f"the body exceeds {self._limit} bytes"
+                        )
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise Rejection(408, "body_timeout", "the body was not received in time") from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self) -> Rejection:
+        return Rejection(413, "body_too_large", f"the body exceeds {self._limit} bytes")
+
+    async def _store(self, delivery: Delivery) -> bool:
+        try:
+            future = self._committer.submit(delivery.row(datetime.now(UTC)))
+            async with asyncio.timeout(self._commit_timeout):
+                return await future
+        except (DatabaseUnavailableError, TimeoutError) as exc:
+            raise Rejection(
+                503,
+                "database_unavailable",
+                "the webhook could not be stored; retry later",
+                topic=delivery.topic,
+                shop=delivery.shop_domain,
+                webhook_id=delivery.webhook_id,
+                error_class="db",
+                error_type=type(exc).__name__,
+            ) from None
+
+    async def _refuse(
+        self, send: Send, rejection: Rejection, headers: dict[str, str], started: float
+    ) -> None:
+        extra: list[tuple[bytes, bytes]] = []
+        if rejection.status == 503:
+            extra.append((b"retry-after", self._retry_after))
+        elif rejection.status == 405:
+            extra.append((b"allow", b"POST"))
+        body = orjson.dumps({"error": rejection.reason, "detail": rejection.detail})
+        await _respond(send, rejection.status, body, extra)
+        self._metrics.rejected.labels(rejection.reason).inc()
+        fields = {
+            "topic": headers.get(shopify.TOPIC_HEADER),
+            "webhook_id": headers.get(shopify.WEBHOOK_ID_HEADER),
+            **rejection.log_fields,
+        }
+        level = log.error if rejection.status >= 500 else log.warning
+        level(
+            "webhook_rejected",
+            reason=rejection.reason,
+            status=rejection.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            **{k: _truncate(v) for k, v in fields.items() if v is not None},
+        )
+
+
+def _required_topic(header_topic: str | None, path_topic: str | None) -> str:
+    if header_topic is None:
+        raise Rejection(400, "missing_topic", "the X-Shopify-Topic header is required")
+    topic = header_topic.lower()
+    if not shopify.valid_topic(topic):
+        raise Rejection(400, "invalid_topic", "X-Shopify-Topic is not a topic name")
+    if path_topic is not None and topic != path_topic:
+        # W2: the header names what Shopify sent; the path is only the app's configuration.
+        log.warning("webhook_topic_mismatch", topic=topic, path_topic=path_topic)
+    return topic
+
+
+def _required_id(value: str | None, name: str, header: str) -> str:
+    if value is None:
+        raise Rejection(400, f"missing_{name}", f"the {header} header is required")
+    if len(value) > _MAX_ID_LENGTH or not value.isprintable():
+        raise Rejection(400, f"invalid_{name}", f"the {header} header is malformed")
+    return value
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Rejection(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise Rejection(400, "invalid_json", "the body is not a JSON object")
+    return payload
+
+
+def _shop_domain(topic: str, header: str | None, payload: dict[str, Any]) -> str:
+    shop = header
+    if shop is None and topic in shopify.COMPLIANCE_TOPICS:
+        # Shopify has delivered compliance webhooks without the header; the payload names it.
+        candidate = payload.get("shop_domain")
+        shop = candidate if isinstance(candidate, str) else None
+    if shop is None:
+        raise Rejection(400, "missing_shop_domain", "the shop domain is required")
+    shop = shop.strip().lower()
+    if not shopify.valid_shop_domain(shop):
+        raise Rejection(400, "invalid_shop_domain", "the shop domain is not *.myshopify.com")
+    return shop
+
+
+def _truncate(value: Any) -> Any:
+    return value[:120] if isinstance(value, str) else value
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,77 @@
+"""Schema migrations: apply them (the release command) and tell where a database stands (O1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from timedify.errors import DatabaseBehindError, DatabaseUnavailableError
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where the database stands against the code's migrations."""
+
+    current: str | None
+    head: str
+    pending: tuple[str, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "timedify:migrations")
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "the package ships at least one migration"
+    return head
+
+
+def status(engine: Engine) -> MigrationStatus:
+    """Current revision, head and the revisions still to apply."""
+    script = ScriptDirectory.from_config(_config())
+    head = head_revision()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot read the database: {exc.__class__.__name__}"
+        ) from exc
+    pending = tuple(rev.revision for rev in script.iterate_revisions(head, current or "base"))
+    return MigrationStatus(current=current, head=head, pending=tuple(reversed(pending)))
+
+
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Apply every pending migration in one go."""
+    config = _config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, target)
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(
+            f"migration failed: {exc.__class__.__name__}: {exc}"
+        ) from exc
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is behind the code."""
+    state = status(engine)
+    if not state.up_to_date:
+        raise DatabaseBehindError(
+            f"the database is at revision {state.current or 'none'}, the code needs {state.head}: "
+            "run `timedify migrate` first"
+        )

@@ -1,0 +1,245 @@
+"""The data model: the app's own data and the webhook event log.
+
+Tables are declared with SQLAlchemy Core metadata through the ORM's declarative classes; the
+migrations in `migrations/` must match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC everywhere and handed back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: timestamps must carry a timezone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return parsed.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventState(enum.StrEnum):
+    """The life of a stored webhook event (STYLE: the names appear once, here)."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    IGNORED = "ignored"
+
+
+PENDING_STATES = (EventState.RECEIVED, EventState.RETRYING)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class WebhookEvent(Base):
+    """One delivery as Shopify sent it: the raw payload and the headers that matter."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(255), unique=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    api_version: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_webhook_events_due", "state", "next_attempt_at"),
+        Index("ix_webhook_events_shop", "shop_domain"),
+        Index("ix_webhook_events_topic_received", "topic", "received_at"),
+        Index("ix_webhook_events_topic_event", "topic", "event_id"),
+    )
+
+
+class EventAttempt(Base):
+    """Every processing attempt and its error (P2)."""
+
+    __tablename__ = "event_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("webhook_events.id", ondelete="CASCADE"),
+        index=True,
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    """An event that exhausted its attempts (P3); the payload stays on the event row."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("webhook_events.id", ondelete="CASCADE"),
+        unique=True,
+    )
+    topic: Mapped[str] = mapped_column(String(100))
+    shop_domain: Mapped[str] = mapped_column(String(255), index=True)
+    error: Mapped[str] = mapped_column(Text)
+    stack: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    resolution: Mapped[str | None] = mapped_column(String(32))
+
+
+class AppliedEvent(Base):
+    """Ledger of applied merchant actions: a unique key makes application exactly-once (W3)."""
+
+    __tablename__ = "applied_events"
+
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_pk: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Shop(Base):
+    """A shop that installed the app."""
+
+    __tablename__ = "shops"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    installed: Mapped[bool] = mapped_column(Boolean, default=True)
+    installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    scopes: Mapped[str | None] = mapped_column(Text)
+    plan_status: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ShopSession(Base):
+    """An OAuth session with its access token. No user profile is kept (data minimisation)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255), index=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str | None] = mapped_column(Text)
+    is_online: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    """Mirror of a shop's app subscription (app_subscriptions/update)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    shopify_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shopify_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ComplianceRequest(Base):
+    """A GDPR/CCPA request from Shopify's mandatory compliance webhooks and its outcome."""
+
+    __tablename__ = "compliance_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    shop_domain: Mapped[str] = mapped_column(String(255), index=True)
+    customer_ref: Mapped[str | None] = mapped_column(String(64))
+    data_request_ref: Mapped[str | None] = mapped_column(String(64))
+    event_pk: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    report: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process; `/health` reads the newest (P1, H1)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+webhook_events = WebhookEvent.__table__

@@ -1,0 +1,122 @@
+"""All configuration, from environment variables or a `.env` file (SPEC D4).
+
+One class, validated once at start; `load_settings` turns pydantic's errors into one line per
+problem naming the environment variable, so an operator knows exactly what to set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from timedify.errors import ConfigError
+
+# Values that ship in .env.example or tutorials: fine on a laptop, refused in production.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changethis", "change-me", "changeme", "secret", "dev-secret", "timedify-dev-secret"}
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service and the toolkit. Field name = environment variable name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    shopify_api_key: str = Field(min_length=1)
+    shopify_api_secret: SecretStr
+    shopify_api_secret_previous: SecretStr | None = None
+    shopify_app_url: AnyHttpUrl
+    scopes: str = ""
+
+    tmp_dir: Path = Path("tmp")
+    database_url: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    log_file: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    ingest_timeout_seconds: float = Field(default=3.0, gt=0, le=4.5)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    ingest_max_queue: int = Field(default=10_000, ge=1)
+    db_busy_timeout_ms: int = Field(default=2000, ge=0)
+    db_connect_timeout_seconds: int = Field(default=2, ge=1)
+
+    worker_in_process: bool = True
+    worker_batch_size: int = Field(default=50, ge=1)
+    worker_lease_seconds: int = Field(default=60, ge=5)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    retry_max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+
+    health_timeout_seconds: float = Field(default=0.8, gt=0, lt=1.0)
+    health_backlog_warn_seconds: int = Field(default=300, ge=1)
+    health_heartbeat_stale_seconds: int = Field(default=60, ge=1)
+    metrics_token: SecretStr | None = None
+    sentry_dsn: SecretStr | None = None
+
+    @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("scopes")
+    @classmethod
+    def _normalise_scopes(cls, value: str) -> str:
+        return ",".join(s.strip() for s in value.split(",") if s.strip())
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.tmp_dir / 'timedify.sqlite3').as_posix()}"
+        self.database_url = normalise_database_url(self.database_url)
+        if self.environment == "production":
+            for name in ("shopify_api_secret", "shopify_api_secret_previous"):
+                secret = getattr(self, name)
+                if secret is not None and secret.get_secret_value() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name.upper()}: a placeholder is not allowed in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The secrets a webhook signature may be made with: current first, then previous (W1)."""
+        secrets = [self.shopify_api_secret.get_secret_value().encode()]
+        if self.shopify_api_secret_previous is not None:
+            secrets.append(self.shopify_api_secret_previous.get_secret_value().encode())
+        return tuple(secrets)
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URL forms platforms hand out to the driver we install (psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings or raise `ConfigError` with one line per problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: Any) -> str:
+    name = ".".join(str(p) for p in err.get("loc", ())).upper()
+    if err.get("type") == "missing":
+        return f"{name}: missing (required)"
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{name}: {message}" if name else message

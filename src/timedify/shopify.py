@@ -1,0 +1,123 @@
+"""What Shopify sends: topics, paths, headers and the HMAC signature (SPEC W1, W2)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+TOPICS: tuple[str, ...] = (
+    "app/uninstalled",
+    "app/scopes_update",
+    "app_subscriptions/update",
+    "customers/data_request",
+    "customers/redact",
+    "shop/redact",
+)
+COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+
+# Per-topic paths, plus the alias some app configurations use for subscription updates.
+TOPIC_PATHS: dict[str, str] = {f"/webhooks/{topic}": topic for topic in TOPICS}
+TOPIC_PATHS["/webhooks/app/subscriptions_update"] = "app_subscriptions/update"
+UNIFIED_PATH = "/webhooks"
+
+HMAC_HEADER = "x-shopify-hmac-sha256"
+TOPIC_HEADER = "x-shopify-topic"
+WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
+EVENT_ID_HEADER = "x-shopify-event-id"
+SHOP_HEADER = "x-shopify-shop-domain"
+TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
+API_VERSION_HEADER = "x-shopify-api-version"
+
+_SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}\.myshopify\.com$")
+_TOPIC = re.compile(r"^[a-z0-9_]{1,50}/[a-z0-9_]{1,50}$")
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+
+def sign(body: bytes, secret: bytes) -> str:
+    """The value Shopify puts in `X-Shopify-Hmac-Sha256` for `body`."""
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Iterable[bytes]) -> bool:
+    """True when `header` is a valid signature of the exact `body` under one of `secrets`.
+
+    The header is decoded first so the comparison is between two 32-byte digests: equal lengths,
+    so `compare_digest` runs in constant time; a header of the wrong shape is simply invalid.
+    """
+    if not header:
+        return False
+    try:
+        provided = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(provided) != _DIGEST_SIZE:
+        return False
+    valid = False
+    for secret in secrets:
+        # Every secret is checked, so the time taken does not tell which one matched.
+        expected = hmac.new(secret, body, hashlib.sha256).digest()
+        valid |= hmac.compare_digest(expected, provided)
+    return valid
+
+
+def valid_shop_domain(value: str | None) -> bool:
+    """A `*.myshopify.com` domain as Shopify issues them (lower case, no scheme, no path)."""
+    return bool(value) and _SHOP_DOMAIN.fullmatch(value or "") is not None
+
+
+def valid_topic(value: str | None) -> bool:
+    return bool(value) and _TOPIC.fullmatch(value or "") is not None
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """`X-Shopify-Triggered-At` as a datetime, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookHeaders:
+    """The headers that matter, read case-insensitively from a lower-cased mapping."""
+
+    hmac: str | None
+    topic: str | None
+    webhook_id: str | None
+    event_id: str | None
+    shop_domain: str | None
+    triggered_at: str | None
+    api_version: str | None
+
+    @classmethod
+    def from_lowercase(cls, headers: Mapping[str, str]) -> WebhookHeaders:
+        return cls(
+            hmac=headers.get(HMAC_HEADER),
+            topic=_clean(headers.get(TOPIC_HEADER)),
+            webhook_id=_clean(headers.get(WEBHOOK_ID_HEADER)),
+            event_id=_clean(headers.get(EVENT_ID_HEADER)),
+            shop_domain=_clean(headers.get(SHOP_HEADER)),
+            triggered_at=_clean(headers.get(TRIGGERED_AT_HEADER)),
+            api_version=_clean(headers.get(API_VERSION_HEADER)),
+        )
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+# Reserved for `timedify smoke`: its events are stored and processed like real ones, then
+# removed, and are never counted in statistics.
+SYNTHETIC_SHOP_DOMAIN = "timedify-synthetic-smoke.myshopify.com"

@@ -1,0 +1,224 @@
+"""The ASGI application: built by `create_app(settings)`, no import-time globals.
+
+Webhook paths go straight to the pure-ASGI `WebhookEndpoint` (the hot path skips the framework);
+everything else (health, metrics) is a small Starlette app whose lifespan owns the committer,
+the health probe and the in-process worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from timedify import __version__, migrate, shopify, store
+from timedify.committer import GroupCommitter
+from timedify.db import engine_for
+from timedify.health import HealthProbe
+from timedify.ingest import Receive, Scope, Send, WebhookEndpoint
+from timedify.logs import get_logger
+from timedify.metrics import Metrics
+from timedify.settings import Settings
+
+log = get_logger("timedify.web")
+HEALTH_JSON = "application/health+json"
+
+
+@dataclass
+class Services:
+    """What the routes share; built once per app, owned by its lifespan."""
+
+    settings: Settings
+    engine: Engine
+    read_engine: Engine
+    committer: GroupCommitter
+    metrics: Metrics
+    health: HealthProbe
+    wakeup: threading.Event = field(default_factory=threading.Event)
+    background: list[Any] = field(default_factory=list)
+
+
+# A background service the lifespan starts and stops (the in-process worker is one).
+BackgroundFactory = Callable[[Services], Any]
+
+
+def create_app(settings: Settings, *, background: list[BackgroundFactory] | None = None) -> Any:
+    """The service as one ASGI callable."""
+    services = _build_services(settings)
+    endpoint = WebhookEndpoint(settings, services.committer, services.metrics)
+    site = Starlette(
+        routes=[
+            Route("/health", _health, methods=["GET", "HEAD"]),
+            Route("/health/live", _live, methods=["GET", "HEAD"]),
+            Route("/health/webhooks", _webhooks_health, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
+        ],
+        lifespan=_lifespan(services, background or []),
+    )
+    site.state.services = services
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"].rstrip("/")
+            if path == shopify.UNIFIED_PATH or path in shopify.TOPIC_PATHS:
+                await endpoint(scope, receive, send)
+                return
+        await site(scope, receive, send)
+
+    app.services = services  # type: ignore[attr-defined]
+    return app
+
+
+def _build_services(settings: Settings) -> Services:
+    engine = engine_for(settings)
+    read_engine = engine_for(
+        settings,
+        read_only=True,
+        statement_timeout_ms=int(settings.health_timeout_seconds * 1000),
+        busy_timeout_ms=min(settings.db_busy_timeout_ms, 250),
+        pool_size=2,
+    )
+    metrics = Metrics()
+    wakeup = threading.Event()
+
+    def committed(count: int) -> None:
+        metrics.commit_batch.observe(count)
+        wakeup.set()
+
+    committer = GroupCommitter(engine, max_queue=settings.ingest_max_queue, on_commit=committed)
+    probe = HealthProbe(settings, read_engine, committer.state, migrate.head_revision())
+    return Services(settings, engine, read_engine, committer, metrics, probe, wakeup)
+
+
+def _lifespan(
+    services: Services, factories: list[BackgroundFactory]
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        services.committer.start()
+        services.background = [factory(services) for factory in factories]
+        for item in services.background:
+            item.start()
+        log.info("service_started", version=__version__, database=_db_kind(services.settings))
+        try:
+            yield
+        finally:
+            for item in reversed(services.background):
+                await run_in_threadpool(item.stop)
+            await run_in_threadpool(services.committer.stop)
+            services.health.close()
+            services.engine.dispose()
+            services.read_engine.dispose()
+            log.info("service_stopped")
+
+    return lifespan
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def _health(request: Request) -> Response:
+    services = _services(request)
+    report = await services.health.run()
+    status = 503 if report.status == "fail" else 200
+    body = orjson.dumps(report.to_json(__version__))
+    return Response(
+        body, status_code=status, media_type=HEALTH_JSON, headers={"cache-control": "no-store"}
+    )
+
+
+async def _live(_request: Request) -> Response:
+    body = orjson.dumps({"status": "pass", "releaseId": __version__})
+    return Response(body, media_type=HEALTH_JSON, headers={"cache-control": "no-store"})
+
+
+async def _webhooks_health(request: Request) -> Response:
+    services = _services(request)
+    window = timedelta(hours=_window_hours(request))
+    since = datetime.now(UTC) - window
+
+    def query() -> dict[str, store.TopicActivity]:
+        with services.read_engine.connect() as conn:
+            return store.activity_by_topic(conn, since)
+
+    try:
+        activity = await run_in_threadpool(query)
+    except Exception as exc:  # the database is the only dependency; say so and fail
+        log.warning("health_webhooks_failed", error_class="db", error_type=type(exc).__name__)
+        return JSONResponse({"status": "fail", "output": "database unavailable"}, status_code=503)
+    topics = {}
+    for topic in sorted(set(shopify.TOPICS) | set(activity)):
+        item = activity.get(topic, store.TopicActivity())
+        topics[topic] = {
+            "last_received_at": _iso(item.last_received_at),
+            "last_processed_at": _iso(item.last_processed_at),
+            "pending": item.pending,
+            "oldest_pending_age_seconds": _age(item.oldest_pending_at),
+            "received_in_window": item.received_in_window,
+            "failures_in_window": item.failures_in_window,
+            "dead_letters_in_window": item.dead_letters_in_window,
+        }
+    return JSONResponse({"window_hours": window.total_seconds() / 3600, "topics": topics})
+
+
+async def _metrics(request: Request) -> Response:
+    services = _services(request)
+    token = services.settings.metrics_token
+    if token is not None:
+        provided = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(provided, token.get_secret_value().encode()):
+            return Response(
+                "unauthorized\n", status_code=401, headers={"www-authenticate": "Bearer"}
+            )
+    await run_in_threadpool(_refresh_gauges, services)
+    return Response(
+        services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+def _refresh_gauges(services: Services) -> None:
+    try:
+        with services.read_engine.connect() as conn:
+            backlog = store.backlog_by_topic(conn)
+            dead = store.dead_letters_by_topic(conn)
+    except Exception:  # metrics still render the in-memory counters when the database is away
+        return
+    for topic in set(shopify.TOPICS) | set(backlog):
+        services.metrics.backlog.labels(topic).set(
+            backlog[topic].pending if topic in backlog else 0
+        )
+    for topic in set(shopify.TOPICS) | set(dead):
+        services.metrics.dead_letters.labels(topic).set(dead.get(topic, 0))
+
+
+def _window_hours(request: Request) -> float:
+    try:
+        return min(max(float(request.query_params.get("hours", "24")), 0.01), 24 * 90)
+    except ValueError:
+        return 24.0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _age(value: datetime | None) -> float | None:
+    return round((datetime.now(UTC) - value).total_seconds(), 1) if value else None
+
+
+def _db_kind(settings: Settings) -> str:
+    return "sqlite" if settings.is_sqlite else "postgresql"

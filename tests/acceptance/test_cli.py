@@ -1,0 +1,91 @@
+"""The real `timedify` command as a subprocess: serve, migrate, send-webhook (O1, O11, D4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import SHOP, settings_env
+from tests.support.helpers import events
+from tests.support.servers import ServiceProcess, service_env
+
+
+def timedify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "timedify", *args],
+        env=service_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+
+
+def test_missing_settings_stop_the_start_with_one_line_each(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "PORT": "notaport"}
+    result = timedify(env, "serve")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    for line in (
+        "SHOPIFY_API_KEY: missing (required)",
+        "SHOPIFY_API_SECRET: missing (required)",
+        "SHOPIFY_APP_URL: missing (required)",
+        "PORT:",
+    ):
+        assert line in result.stderr
+
+
+def test_serve_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    result = timedify(env, "serve")
+    assert result.returncode == 3
+    assert "run `timedify migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_status_then_apply(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
+    status = timedify(env, "migrate", "--status", "--json")
+    assert status.returncode == 1
+    assert orjson.loads(status.stdout)["pending"] == ["0001"]
+    applied = timedify(env, "migrate")
+    assert applied.returncode == 0, applied.stderr
+    after = timedify(env, "migrate", "--status", "--json")
+    assert after.returncode == 0
+    assert orjson.loads(after.stdout)["up_to_date"] is True
+
+
+def test_migrate_reports_an_unreachable_database(tmp_path: Path) -> None:
+    env = settings_env("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    result = timedify(env, "migrate")
+    assert result.returncode == 4
+    assert "Traceback" not in result.stderr
+
+
+def test_send_webhook_to_a_running_service(db_url: str, tmp_path: Path) -> None:
+    """The README's quick start: serve, send a signed webhook, 200; unsigned is 401."""
+    env = settings_env(db_url, tmp_path, WORKER_IN_PROCESS="false")
+    service = ServiceProcess(env, tmp_path / "serve.log").start()
+    try:
+        sent = timedify(
+            env, "send-webhook", "app/uninstalled", "--url", service.url, "--shop", SHOP, "--json"
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert orjson.loads(sent.stdout)["status"] == 200
+        import httpx
+
+        unsigned = httpx.post(service.url + "/webhooks/app/uninstalled", content=b"{}")
+        assert unsigned.status_code == 401
+    finally:
+        assert service.stop_gracefully()
+    assert [e["topic"] for e in events(db_url)] == ["app/uninstalled"]
+
+
+def test_send_webhook_reports_an_unreachable_service(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    result = timedify(env, "send-webhook", "shop/redact", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 4
+    assert "could not reach" in result.stderr

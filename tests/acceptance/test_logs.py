@@ -1,0 +1,50 @@
+"""H3: JSON lines with stable event names; no secret, signature or personal data, ever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, settings_env
+from tests.support.helpers import post_webhook
+from tests.support.servers import ServiceProcess
+from timedify.testing import sample_payload, signed_webhook
+
+PERSONAL = ("john@example.com", "+15556251199", "Jane Roe")
+
+
+def test_logs_are_json_and_leak_nothing(sqlite_url: str, tmp_path: Path) -> None:
+    env = settings_env(
+        sqlite_url,
+        tmp_path,
+        SHOPIFY_API_SECRET_PREVIOUS=PREVIOUS_SECRET,
+        LOG_FILE="timedify.log",
+        WORKER_IN_PROCESS="false",
+    )
+    service = ServiceProcess(env, tmp_path / "stdout.log").start()
+    signatures = []
+    try:
+        for topic in ("customers/data_request", "customers/redact", "shop/redact"):
+            payload = sample_payload(topic, SHOP)
+            payload.setdefault("customer", {})["first_name"] = "Jane Roe"
+            for secret in (SECRET, PREVIOUS_SECRET, "wrong-secret"):
+                hook = signed_webhook(topic, SHOP, secret, payload=payload)
+                signatures.append(hook.headers["X-Shopify-Hmac-Sha256"])
+                post_webhook(service.url, hook)
+        bad = signed_webhook("customers/redact", SHOP, SECRET, payload=b"john@example.com")
+        post_webhook(service.url, bad)
+        httpx.get(service.url + "/health")
+    finally:
+        assert service.stop_gracefully()
+    stdout = (tmp_path / "stdout.log").read_text()
+    file_log = (tmp_path / "timedify.log").read_text()
+    assert file_log.strip(), "LOG_FILE under TMP_DIR receives the same lines"
+    records = [orjson.loads(line) for line in stdout.splitlines() if line.strip()]
+    names = {r["event"] for r in records}
+    assert {"webhook_accepted", "webhook_rejected", "service_started"} <= names
+    assert all({"time", "level", "event"} <= set(r) for r in records)
+    for forbidden in (SECRET, PREVIOUS_SECRET, *signatures, *PERSONAL):
+        assert forbidden not in stdout
+        assert forbidden not in file_log

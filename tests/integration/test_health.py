@@ -1,0 +1,96 @@
+"""SPEC H1/H2: /health, /health/live and /health/webhooks against a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from tests.conftest import SECRET, SHOP, make_settings
+from tests.support.helpers import post_webhook
+from tests.support.servers import threaded_server
+from timedify.db import make_engine
+from timedify.testing import signed_webhook
+
+
+@pytest.fixture
+def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    with threaded_server(make_settings(db_url, tmp_path)) as pair:
+        yield pair
+
+
+def test_health_document_format(served: tuple[str, Any]) -> None:
+    """IETF health format; without a worker heartbeat the status is warn, which is still 200."""
+    url, _app = served
+    response = httpx.get(url + "/health")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/health+json"
+    doc = response.json()
+    assert doc["status"] == "warn"
+    assert set(doc["checks"]) >= {
+        "database:connection",
+        "database:migrations",
+        "database:writes",
+        "worker:heartbeat",
+        "webhooks:backlog",
+        "webhooks:deadLetters",
+    }
+    assert doc["checks"]["worker:heartbeat"][0]["status"] == "warn"
+    assert doc["checks"]["database:migrations"][0]["status"] == "pass"
+
+
+def test_health_fails_on_a_database_behind_the_code(tmp_path: Path) -> None:
+    """An unmigrated database: /health says fail and names the fix."""
+    settings = make_settings(f"sqlite:///{tmp_path}/empty.sqlite3", tmp_path)
+    make_engine(settings.database_url).connect().close()  # creates the empty file
+    with threaded_server(settings) as (url, _app):
+        response = httpx.get(url + "/health")
+    assert response.status_code == 503
+    migrations = response.json()["checks"]["database:migrations"][0]
+    assert migrations["status"] == "fail"
+    assert "timedify migrate" in migrations["output"]
+
+
+def test_health_connection_cannot_write(served: tuple[str, Any]) -> None:
+    """H1: /health does not write; its connections are read-only at the database level."""
+    _url, app = served
+    with app.services.read_engine.connect() as conn, pytest.raises(DBAPIError):
+        conn.execute(text("DELETE FROM shops"))
+
+
+def test_live_has_no_dependencies(served: tuple[str, Any]) -> None:
+    url, _app = served
+    response = httpx.get(url + "/health/live")
+    assert (response.status_code, response.json()["status"]) == (200, "pass")
+
+
+def test_webhooks_health_counts_pending_per_topic(served: tuple[str, Any]) -> None:
+    url, _app = served
+    for topic in ("app/uninstalled", "app/uninstalled", "shop/redact"):
+        assert post_webhook(url, signed_webhook(topic, SHOP, SECRET)).status_code == 200
+    topics = httpx.get(url + "/health/webhooks").json()["topics"]
+    assert topics["app/uninstalled"]["pending"] == 2
+    assert topics["app/uninstalled"]["received_in_window"] == 2
+    assert topics["shop/redact"]["pending"] == 1
+    assert topics["customers/redact"]["pending"] == 0
+    assert topics["app/uninstalled"]["last_received_at"] is not None
+    backlog = httpx.get(url + "/health").json()["checks"]["webhooks:backlog"]
+    assert {c["componentId"]: c["observedValue"] for c in backlog} == {
+        "app/uninstalled": 2,
+        "shop/redact": 1,
+    }
+
+
+def test_metrics_count_what_was_sent(served: tuple[str, Any]) -> None:
+    url, _app = served
+    post_webhook(url, signed_webhook("app/uninstalled", SHOP, SECRET))
+    post_webhook(url, signed_webhook("app/uninstalled", SHOP, "wrong"))
+    body = httpx.get(url + "/metrics").text
+    assert 'timedify_webhooks_acked_total{outcome="new",topic="app/uninstalled"} 1.0' in body
+    assert 'timedify_webhooks_rejected_total{reason="invalid_signature"} 1.0' in body
+    assert 'timedify_webhook_backlog{topic="app/uninstalled"} 1.0' in body

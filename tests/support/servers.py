@@ -1,0 +1,118 @@
+"""The service over real HTTP on 127.0.0.1: in a thread (fast) or as the real CLI process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from tests.support.pgcluster import free_port
+from timedify.settings import Settings
+from timedify.web import BackgroundFactory, create_app
+
+
+@contextmanager
+def threaded_server(
+    settings: Settings, background: list[BackgroundFactory] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Serve `create_app(settings)` with uvicorn in a thread; yield (base URL, app)."""
+    port = free_port()
+    app = create_app(settings, background=background)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        loop="asyncio",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def service_env(settings_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "DATABASE_"))}
+    env.update(settings_env)
+    return env
+
+
+class ServiceProcess:
+    """`timedify serve` as a subprocess, its logs in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.env = service_env({**env, "PORT": str(self.port), "HOST": "127.0.0.1"})
+        self.log_path = log_path
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "timedify", "serve", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        if wait:
+            self.wait_live()
+        return self
+
+    def wait_live(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.logs()}")
+            try:
+                if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"serve did not come up: {self.logs()}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop_gracefully(self, timeout: float = 20) -> bool:
+        """SIGTERM; True when the service shut down cleanly (uvicorn re-raises the signal)."""
+        code = self.terminate(timeout)
+        return code in (0, -signal.SIGTERM) and '"service_stopped"' in self.logs()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,94 @@
+"""Signature and header rules of SPEC W1/W2, without a server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from timedify import shopify
+
+SECRET = b"s3cret"
+
+
+def test_sign_matches_shopify_definition() -> None:
+    """W1: base64(HMAC-SHA256(secret, raw body))."""
+    body = b'{"id":1}'
+    expected = base64.b64encode(hmac.new(SECRET, body, hashlib.sha256).digest()).decode()
+    assert shopify.sign(body, SECRET) == expected
+
+
+@given(st.binary(max_size=2048))
+def test_valid_signature_accepted_for_any_body(body: bytes) -> None:
+    assert shopify.verify_signature(body, shopify.sign(body, SECRET), [SECRET])
+
+
+@given(st.binary(min_size=1, max_size=512), st.integers(min_value=0, max_value=511))
+def test_any_changed_byte_is_rejected(body: bytes, index: int) -> None:
+    """The signature covers the exact bytes: flipping one bit invalidates it."""
+    header = shopify.sign(body, SECRET)
+    i = index % len(body)
+    tampered = body[:i] + bytes([body[i] ^ 1]) + body[i + 1 :]
+    assert not shopify.verify_signature(tampered, header, [SECRET])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "not base64!!", base64.b64encode(b"short").decode(), "A" * 1000, "====", "\x00"],
+)
+def test_malformed_signature_headers_are_invalid_not_errors(header: str | None) -> None:
+    assert not shopify.verify_signature(b"{}", header, [SECRET])
+
+
+def test_wrong_secret_rejected_and_previous_secret_accepted() -> None:
+    body = b"{}"
+    old = shopify.sign(body, b"old-secret")
+    assert not shopify.verify_signature(body, old, [SECRET])
+    assert shopify.verify_signature(body, old, [SECRET, b"old-secret"])
+
+
+@pytest.mark.parametrize(
+    ("domain", "valid"),
+    [
+        ("demo.myshopify.com", True),
+        ("my-shop-1.myshopify.com", True),
+        ("Demo.myshopify.com", False),
+        ("demo.myshopify.com.evil.com", False),
+        ("https://demo.myshopify.com", False),
+        ("demo.myshopify.com/admin", False),
+        ("-demo.myshopify.com", False),
+        (".myshopify.com", False),
+        ("demo.example.com", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_shop_domain_validation(domain: str | None, valid: bool) -> None:
+    assert shopify.valid_shop_domain(domain) is valid
+
+
+def test_headers_read_from_lowercase_mapping_and_blank_is_missing() -> None:
+    headers = shopify.WebhookHeaders.from_lowercase(
+        {"x-shopify-topic": " app/uninstalled ", "x-shopify-webhook-id": "  "}
+    )
+    assert headers.topic == "app/uninstalled"
+    assert headers.webhook_id is None
+
+
+def test_triggered_at_parsing() -> None:
+    assert shopify.parse_timestamp("2026-01-02T03:04:05.123Z") == datetime(
+        2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC
+    )
+    assert shopify.parse_timestamp("garbage") is None
+    assert shopify.parse_timestamp("2026-01-02T03:04:05") is None  # no zone: unreliable order
+
+
+def test_every_topic_has_its_path_and_the_alias_exists() -> None:
+    for topic in shopify.TOPICS:
+        assert shopify.TOPIC_PATHS[f"/webhooks/{topic}"] == topic
+    assert shopify.TOPIC_PATHS["/webhooks/app/subscriptions_update"] == "app_subscriptions/update"
