@@ -89,7 +89,13 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            connect_args={
+                "timeout": busy_timeout_ms / 1000,
+                "check_same_thread": False,
+                # The ingest INSERT and its duplicate check are prepared once per batch size
+                # (store.MAX_ROWS_PER_STATEMENT of each); the default cache of 128 would churn.
+                "cached_statements": 512,
+            },
             hide_parameters=True,
         )
 

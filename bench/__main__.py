@@ -1,0 +1,95 @@
+"""`python -m bench [ack] [health] [memory] [options]`: start everything, measure, record."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import report, scenarios, services, wrk
+from bench.scenarios import Bench
+
+SCENARIOS = ("ack", "health", "memory")
+DATABASES = ("sqlite", "postgresql")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks against a same-run raw-ASGI baseline (docs/benchmarks.md).",
+        epilog="Example: python -m bench ack --db sqlite --repeat 1",
+    )
+    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], default=[])
+    parser.add_argument("--db", action="append", choices=DATABASES, help="default: both")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
+    parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
+    parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    chosen = args.scenario or list(SCENARIOS)
+    databases = args.db or list(DATABASES)
+    wrk.ensure_wrk()
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="timedify-bench-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        secret = scenarios.new_secret()
+        procs: dict[str, services.Process] = {}
+        if "sqlite" in databases:
+            url = services.sqlite_database(workdir)
+            procs["sqlite"] = services.service("sqlite", url, secret, workdir)
+            stack.callback(procs["sqlite"].stop)
+        if "postgresql" in databases:
+            from tests.support.pgcluster import PgCluster
+
+            cluster = PgCluster(fsync=True).init().start()
+            stack.callback(cluster.destroy)
+            url = services.postgres_database(cluster)
+            procs["postgresql"] = services.service("postgresql", url, secret, workdir)
+            stack.callback(procs["postgresql"].stop)
+        base = services.baseline(workdir)
+        stack.callback(base.stop)
+        bench = Bench(
+            workdir=workdir,
+            secret=secret,
+            seconds=args.seconds,
+            repeat=args.repeat,
+            concurrency=[int(c) for c in args.concurrency.split(",")],
+            baseline=base,
+            services=procs,
+        )
+        scenarios.warm_up(bench)
+        sections = []
+        for name in chosen:
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            if name == "ack":
+                sections.append(scenarios.ack(bench))
+            elif name == "health":
+                sections.append(scenarios.health(bench))
+            else:
+                sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
+        sections.append(scenarios.targets(bench))
+        settings = (
+            f"{args.repeat} repetitions of {args.seconds:g} s per figure (medians), "
+            f"wrk {min(max(bench.concurrency), 2)} threads; `serve --no-worker`, "
+            f"SQLite WAL synchronous=FULL, PostgreSQL fsync=on synchronous_commit=on; "
+            f"whole run {time.monotonic() - started:.0f} s"
+        )
+        text = report.record(sections, settings)
+    print(text)
+    if not args.no_record:
+        report.append(text)
+        print(f"appended to {report.DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
