@@ -31,3 +31,15 @@ def status_line(ok: bool | None, text: str) -> None:
     """✅/⚠️/❌ line: True ok, None warning, False failure."""
     mark = OK if ok else (WARN if ok is None else FAIL)
     out.print(f"{mark} {text}", markup=False)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    """A plain table on stdout (no box drawing, so it pastes into tickets and greps well)."""
+    from rich.table import Table
+
+    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    for row in rows:
+        grid.add_row(*row)
+    out.print(grid)
