@@ -13,7 +13,14 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, delete, desc, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from timedify.models import ComplianceRequest, Shop, ShopSession, Subscription, WebhookEvent
+from timedify.models import (
+    ComplianceRequest,
+    EventState,
+    Shop,
+    ShopSession,
+    Subscription,
+    WebhookEvent,
+)
 
 SHOP_REDACT = "shop/redact"
 
@@ -98,17 +105,19 @@ def set_payload(conn: Connection, event_pk: int, payload: bytes) -> None:
 def erase_shop(
     conn: Connection, domain: str, *, keep_event: int, received_before: datetime
 ) -> None:
-    """Delete everything held for the shop except the redaction's own event (P4 shop/redact).
+    """Delete everything held for the shop (P4 shop/redact), up to the redaction's own event.
 
-    Attempts and dead letters of the deleted events go with them (ON DELETE CASCADE).
+    Events already applied keep their row with an empty payload: a record without any content
+    that keeps `/health/webhooks` and the metrics honest until retention removes it. Events not
+    applied (pending, dead) are deleted with their attempts and dead letters (ON DELETE CASCADE):
+    they are older than the redaction and must never be applied.
     """
     e = WebhookEvent
     conn.execute(delete(ShopSession).where(ShopSession.shop_domain == domain))
     conn.execute(delete(Subscription).where(Subscription.shop_domain == domain))
     conn.execute(delete(Shop).where(Shop.domain == domain))
     conn.execute(delete(ComplianceRequest).where(ComplianceRequest.shop_domain == domain))
-    conn.execute(
-        delete(e).where(
-            e.shop_domain == domain, e.id != keep_event, e.received_at <= received_before
-        )
-    )
+    earlier = (e.shop_domain == domain, e.id != keep_event, e.received_at <= received_before)
+    done = e.state.in_([EventState.PROCESSED, EventState.IGNORED])
+    conn.execute(update(e).where(*earlier, done).values(payload=b"{}", last_error=None))
+    conn.execute(delete(e).where(*earlier, ~done))

@@ -17,6 +17,7 @@ from timedify.models import (
     AppliedEvent,
     Base,
     ComplianceRequest,
+    DeadLetter,
     EventState,
     Shop,
     ShopSession,
@@ -32,7 +33,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return make_settings(db_url, tmp_path, retry_base_seconds=0.01)
+    return make_settings(db_url, tmp_path, retry_base_seconds=0.01, retry_max_attempts=2)
 
 
 def seed_shop(db_url: str, domain: str, sessions: int = 2) -> None:
@@ -267,19 +268,26 @@ def test_customer_redact_leaves_other_customers_alone(settings: Settings, db_url
 def test_shop_redact_erases_the_shop_and_keeps_a_record(settings: Settings, db_url: str) -> None:
     seed_shop(db_url, SHOP)
     seed_shop(db_url, OTHER)
-    store_event(db_url, "app_subscriptions/update", SHOP, triggered_at=T0)
-    store_event(db_url, "customers/data_request", SHOP, triggered_at=T0)
+    applied = [
+        store_event(db_url, "app_subscriptions/update", SHOP, triggered_at=T0),
+        store_event(db_url, "customers/data_request", SHOP, triggered_at=T0),
+    ]
+    store_event(db_url, "app/scopes_update", SHOP, payload={"broken": True}, triggered_at=T0)
     other = store_event(db_url, "app/scopes_update", OTHER, triggered_at=T0)
     drain(settings)
+    assert len(table_rows(db_url, DeadLetter)) == 1
     redact = store_event(db_url, "shop/redact", SHOP, triggered_at=T0 + timedelta(days=2))
     drain(settings)
     assert {s["shop_domain"] for s in table_rows(db_url, ShopSession)} == {OTHER}
     assert [s["domain"] for s in table_rows(db_url, Shop)] == [OTHER]
     assert table_rows(db_url, Subscription) == []
     remaining = by_webhook(db_url)
-    assert set(remaining) == {other, redact}
-    assert remaining[redact]["payload"] == b"{}"
+    assert set(remaining) == {other, redact, *applied}, "the unapplied dead event is gone"
+    for webhook_id in [redact, *applied]:  # applied ones stay as content-free records
+        assert remaining[webhook_id]["payload"] == b"{}"
+    assert remaining[other]["payload"] != b"{}"
     assert remaining[redact]["state"] == EventState.PROCESSED
+    assert table_rows(db_url, DeadLetter) == []
     [record] = table_rows(db_url, ComplianceRequest)
     assert (record["kind"], record["status"], record["shop_domain"]) == (
         "shop/redact",

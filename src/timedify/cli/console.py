@@ -34,12 +34,10 @@ def status_line(ok: bool | None, text: str) -> None:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
-    """A plain table on stdout (no box drawing, so it pastes into tickets and greps well)."""
-    from rich.table import Table
-
-    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for header in headers:
-        grid.add_column(header, overflow="fold")
-    for row in rows:
-        grid.add_row(*row)
-    out.print(grid)
+    """Aligned columns on stdout, never wrapped or cut (pipes and greps see whole values)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for line in [headers, *rows]:
+        text = "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True))
+        out.print(
+            text.rstrip(), markup=False, soft_wrap=True, style="bold" if line is headers else None
+        )
