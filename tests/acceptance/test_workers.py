@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,12 +17,12 @@ from tests.support.helpers import events, store_events, table_rows
 from tests.support.servers import WorkerProcess
 from timedify.db import make_engine
 from timedify.models import AppliedEvent, EventAttempt, EventState, WebhookEvent, WorkerHeartbeat
-from timedify.testing import signed_webhook
+from timedify.testing import SignedWebhook, signed_webhook
 
 pytestmark = pytest.mark.slow
 
 
-def subscription_hooks(count: int) -> list:  # type: ignore[type-arg]
+def subscription_hooks(count: int) -> list[SignedWebhook]:
     """`count` independent merchant actions: one subscription of its own shop each."""
     hooks = []
     for i in range(count):
@@ -38,8 +39,9 @@ def subscription_hooks(count: int) -> list:  # type: ignore[type-arg]
     return hooks
 
 
-def count(db_url: str, stmt) -> int:  # type: ignore[no-untyped-def]
-    engine = make_engine(db_url)
+def count(db_url: str, stmt: Any) -> int:
+    # Read-only: a writable SQLite connection would queue for the write lock with the workers.
+    engine = make_engine(db_url, read_only=True, busy_timeout_ms=10_000)
     try:
         with engine.connect() as conn:
             return int(conn.execute(stmt).scalar() or 0)
@@ -97,7 +99,11 @@ def test_two_worker_processes_on_postgresql_apply_each_event_once(
     env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="10", WORKER_POLL_SECONDS="0.05")
     total = 2000
     with workers(env, tmp_path, 2) as procs:
-        wait_for(lambda: len(table_rows(db_url, WorkerHeartbeat)) == 2, 30, "two heartbeats")
+        wait_for(
+            lambda: count(db_url, select(func.count()).select_from(WorkerHeartbeat)) == 2,
+            30,
+            "two heartbeats",
+        )
         store_events(db_url, subscription_hooks(total))
         wait_for(lambda: in_state(db_url, EventState.PROCESSED) == total, 180, "all processed")
         for proc in procs:
