@@ -118,14 +118,19 @@ class Worker:
         if not batch:
             return 0
         self._held = token
-        for event in batch:
-            if self._stopping.is_set():
-                break
-            self._process(event)
-            self._beat_if_due()
-        if self._stopping.is_set():
-            self._release()
-        self._held = None
+        done = 0
+        try:
+            for event in batch:
+                if self._stopping.is_set():
+                    break
+                self._process(event)
+                done += 1
+                self._beat_if_due()
+        finally:
+            # Never keep (and keep extending) leases on events this loop will not process.
+            self._held = None
+            if done < len(batch):
+                self._release(token)
         return len(batch)
 
     def _process(self, event: ClaimedEvent) -> None:
@@ -150,11 +155,9 @@ class Worker:
                 queue.extend_leases(conn, self._held, now + self._lease)
         self._last_beat = time.monotonic()
 
-    def _release(self) -> None:
-        if self._held is None:
-            return
+    def _release(self, token: str) -> None:
         with self._engine.begin() as conn:
-            released = queue.release(conn, [self._held])
+            released = queue.release(conn, [token])
         if released:
             log.info("worker_released_events", count=released)
 
@@ -167,7 +170,6 @@ class Worker:
 
     def _shutdown(self) -> None:
         try:
-            self._release()
             with self._engine.begin() as conn:
                 queue.heartbeat(
                     conn, self.identity, now=utcnow(), processed=self.processed, stopped=True

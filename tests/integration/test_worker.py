@@ -220,3 +220,25 @@ def test_worker_survives_handler_errors_and_keeps_going(settings: Settings, db_u
     [dead] = table_rows(db_url, DeadLetter)
     assert dead["error"].startswith("InvalidPayload")
     assert table_rows(db_url, ShopSession) == []
+
+
+def test_a_batch_interrupted_by_an_error_is_released_not_kept(
+    settings: Settings, db_url: str
+) -> None:
+    """Events the loop will not process are given back at once, not kept under a lease that
+    the heartbeat would go on extending."""
+    store_events(db_url, [signed_webhook("app/uninstalled", SHOP, "x") for _ in range(3)])
+
+    def crash(_conn: Connection, _event: ClaimedEvent, _now: datetime) -> str | None:
+        raise SystemExit("the loop itself is interrupted")
+
+    engine = make_engine(db_url)
+    worker = Worker(settings, engine, handlers={**HANDLERS, "app/uninstalled": crash})
+    try:
+        with pytest.raises(SystemExit):
+            worker.run_once()
+    finally:
+        engine.dispose()
+    assert {(e["state"], e["attempts"], e["lease_token"]) for e in events(db_url)} == {
+        ("received", 0, None)
+    }
