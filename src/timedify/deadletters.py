@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from timedify import processing, queue
 from timedify.errors import TimedifyError
@@ -199,6 +199,19 @@ def replay_all(
         except DeadLetterNotFound:
             continue  # resolved or taken by someone else meanwhile
     return results
+
+
+def dismiss(engine: Engine, dead_letter_id: int) -> None:
+    """Resolve a dead letter without applying it (an event that can never apply, e.g. a
+    malformed payload), so that it stops making `/health` warn. The event stays `dead`."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(_D)
+            .where(_D.id == dead_letter_id, _D.resolved_at.is_(None))
+            .values(resolved_at=utcnow(), resolution="dismissed")
+        )
+    if result.rowcount != 1:
+        raise DeadLetterNotFound(f"no unresolved dead letter with id {dead_letter_id}")
 
 
 def cleanup(engine: Engine, older_than: timedelta, *, batch: int = 500) -> int:

@@ -93,6 +93,13 @@ def test_list_show_replay_cleanup(db_url: str, tmp_path: Path) -> None:
     assert orjson.loads(cleaned.stdout)["deleted"] == 1
     assert [d["id"] for d in table_rows(db_url, DeadLetter)] == [bad]
 
+    # The malformed one can never apply: dismissed, it no longer counts as unresolved.
+    assert timedify(env, "dead-letters", "dismiss", str(bad)).returncode == 0
+    assert timedify(env, "dead-letters", "dismiss", str(bad)).returncode == 5
+    assert orjson.loads(timedify(env, "dead-letters", "list", "--json").stdout) == []
+    [row] = table_rows(db_url, DeadLetter)
+    assert row["resolution"] == "dismissed"
+
 
 def test_exit_codes_of_the_real_command(tmp_path: Path, sqlite_url: str) -> None:
     """Expected failures: one line on stderr, no traceback, the documented exit code."""
@@ -115,7 +122,7 @@ def test_exit_codes_of_the_real_command(tmp_path: Path, sqlite_url: str) -> None
     assert "Exit codes" in timedify(env, "dead-letters", "replay", "--help").stdout
 
 
-@pytest.mark.parametrize("command", ["list", "show", "replay", "cleanup"])
+@pytest.mark.parametrize("command", ["list", "show", "replay", "dismiss", "cleanup"])
 def test_every_subcommand_documents_example_and_exit_codes(command: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["dead-letters", command, "--help"])
     assert result.exit_code == 0

@@ -182,6 +182,23 @@ def _report(results: list[ReplayResult], json: bool) -> None:
 
 
 @app.command(
+    "dismiss",
+    help="Resolve a dead letter without applying it (it can never apply, e.g. a malformed "
+    "payload), so /health stops warning about it.\n\nExample: timedify dead-letters dismiss 12"
+    "\n\n" + EXIT_CODES,
+)
+def dismiss_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
+) -> None:
+    with _database() as (_settings, engine):
+        deadletters.dismiss(engine, dead_letter_id)
+    if json:
+        console.print_json({"id": dead_letter_id, "resolution": "dismissed"})
+    else:
+        console.status_line(True, f"dead letter {dead_letter_id} dismissed")
+
+
+@app.command(
     "cleanup",
     help="Delete resolved dead letters resolved longer ago than "
     "--older-than.\n\nExample: timedify dead-letters cleanup --older-than 30d\n\n" + EXIT_CODES,
