@@ -242,3 +242,18 @@ def test_a_batch_interrupted_by_an_error_is_released_not_kept(
     assert {(e["state"], e["attempts"], e["lease_token"]) for e in events(db_url)} == {
         ("received", 0, None)
     }
+
+
+def test_ignored_duplicates_are_not_counted_as_failures(settings: Settings, db_url: str) -> None:
+    """H2: /health/webhooks failures count failed attempts, not deliberately ignored events."""
+    store_event(db_url, "app/uninstalled", SHOP, event_id="evt-1")
+    store_event(db_url, "app/uninstalled", SHOP, event_id="evt-1")
+    store_event(db_url, "customers/redact", SHOP)
+    drain(settings, BROKEN)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        activity = store.activity_by_topic(conn, datetime.now(UTC) - timedelta(hours=1))
+    engine.dispose()
+    assert activity["app/uninstalled"].failures_in_window == 0
+    assert activity["customers/redact"].failures_in_window == 3
+    assert activity["customers/redact"].dead_letters_in_window == 1
