@@ -24,6 +24,10 @@ from timedify.models import (
     webhook_events,
 )
 
+# Attempt outcomes that are failures (an ignored duplicate or stale event is not one).
+FAILED_OUTCOMES = (EventState.RETRYING, EventState.DEAD)
+
+
 # The columns a delivery fills; the rest (lease, errors) start NULL.
 INGEST_COLUMNS = (
     "webhook_id",
@@ -212,7 +216,7 @@ def activity_by_topic(conn: Connection, since: datetime) -> dict[str, TopicActiv
     for topic, failures in conn.execute(
         select(e.topic, func.count())
         .join(a, a.event_pk == e.id)
-        .where(and_(a.outcome != "processed", a.finished_at >= since, real))
+        .where(and_(a.outcome.in_(FAILED_OUTCOMES), a.finished_at >= since, real))
         .group_by(e.topic)
     ):
         stats.setdefault(topic, {})["failures_in_window"] = failures
