@@ -1,4 +1,4 @@
-"""`python -m bench [ack] [health] [memory] [options]`: start everything, measure, record."""
+"""`python -m bench [ack] [health] [memory] [drain] [options]`: start, measure, record."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import report, scenarios, services, wrk
 from bench.scenarios import Bench
 
-SCENARIOS = ("ack", "health", "memory")
+SCENARIOS = ("ack", "health", "memory", "drain")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -28,13 +28,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
     parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
+    parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
+    parser.add_argument("--drain-seconds", type=float, default=45.0, help="bound of one drain")
     parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    chosen = args.scenario or list(SCENARIOS)
+    chosen = [s for s in SCENARIOS if s in args.scenario] if args.scenario else list(SCENARIOS)
     databases = args.db or list(DATABASES)
     wrk.ensure_wrk()
     started = time.monotonic()
@@ -43,6 +45,7 @@ def main(argv: list[str]) -> int:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         secret = scenarios.new_secret()
         procs: dict[str, services.Process] = {}
+        cluster = None
         if "sqlite" in databases:
             url = services.sqlite_database(workdir)
             procs["sqlite"] = services.service("sqlite", url, secret, workdir)
@@ -65,6 +68,9 @@ def main(argv: list[str]) -> int:
             concurrency=[int(c) for c in args.concurrency.split(",")],
             baseline=base,
             services=procs,
+            cluster=cluster,
+            drain_events=args.drain_events,
+            drain_seconds=args.drain_seconds,
         )
         scenarios.warm_up(bench)
         sections = []
@@ -74,6 +80,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.ack(bench))
             elif name == "health":
                 sections.append(scenarios.health(bench))
+            elif name == "drain":
+                sections.append(scenarios.drain(bench))
             else:
                 sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
         sections.append(scenarios.targets(bench))

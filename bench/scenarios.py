@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.pgcluster import PgCluster
+
+from bench import drain as drains
 from bench import services, wrk
 from bench.report import table
 from bench.services import Process
@@ -22,6 +25,8 @@ TARGET_ACK_RATIO = 0.45
 TARGET_ACK_P99_MS = 25.0
 TARGET_HEALTH_P99_MS = 5.0
 TARGET_RSS_MB = 150.0
+TARGET_DRAIN_SQLITE = 2000.0
+TARGET_DRAIN_SCALING = 1.5
 HEALTH_CONNECTIONS = 16
 
 
@@ -36,7 +41,12 @@ class Bench:
     concurrency: list[int]
     baseline: Process
     services: dict[str, Process]
+    cluster: PgCluster | None = None
+    drain_events: int = 100_000
+    drain_seconds: float = 45.0
     targets: list[list[str]] = field(default_factory=list)
+    ack_c64: dict[str, float] = field(default_factory=dict)
+    baseline_c64: float = float("nan")
     _runs: int = 0
 
     def webhooks(self) -> Path:
@@ -116,6 +126,8 @@ def ack(bench: Bench) -> str:
         checks.append(f"{name}: {new:,} webhooks stored, {duplicate} duplicates")
         top = max(bench.concurrency)
         s = series[(name, top)]
+        bench.ack_c64[name] = _median([x.rps for x in s.results])
+        bench.baseline_c64 = _median([x.rps for x in series[("baseline", top)].results])
         bench.target(
             f"ack {name} c{top} x baseline", _median(s.ratios), TARGET_ACK_RATIO, "", False
         )
@@ -170,6 +182,55 @@ def memory(bench: Bench, ack_ran: bool) -> str:
         "#### Memory: peak RSS of `serve` under the ack load\n\n"
         + table(["process", "VmHWM MB"], rows)
         + "\n"
+    )
+
+
+def drain(bench: Bench) -> str:
+    """A stored backlog processed by worker processes: events/s (P1)."""
+    runs: list[tuple[str, str, int]] = []
+    if "sqlite" in bench.services:
+        runs.append(("sqlite", services.sqlite_database(bench.workdir, "drain"), 1))
+    if bench.cluster is not None:
+        for workers in (1, 2):
+            runs.append(("postgresql", services.postgres_database(bench.cluster), workers))
+    rows, rates = [], {}
+    for name, url, workers in runs:
+        drains.store_backlog(url, bench.drain_events)
+        result = drains.drain(
+            f"drain-{name}-{workers}",
+            url,
+            bench.secret,
+            bench.workdir,
+            workers=workers,
+            limit=bench.drain_seconds,
+        )
+        rates[(name, workers)] = result.rate
+        ack = bench.ack_c64.get(name, float("nan"))
+        rows.append(
+            [
+                name,
+                str(workers),
+                f"{result.events:,}",
+                f"{result.left:,}",
+                f"{result.seconds:.1f}",
+                f"{result.rate:,.0f}",
+                f"{result.rate / ack:.2f}",
+                f"{result.rate / bench.baseline_c64:.2f}",
+            ]
+        )
+    if ("sqlite", 1) in rates:
+        bench.target("drain sqlite events/s", rates[("sqlite", 1)], TARGET_DRAIN_SQLITE, "", False)
+    if ("postgresql", 2) in rates and rates[("postgresql", 1)]:
+        scaling = rates[("postgresql", 2)] / rates[("postgresql", 1)]
+        bench.target("drain postgresql 2 workers x 1", scaling, TARGET_DRAIN_SCALING, "", False)
+    header = ["database", "workers", "processed", "left", "seconds", "events/s"]
+    header += ["x ack c64", "x baseline c64"]
+    return (
+        f"#### Drain: a backlog of {bench.drain_events:,} stored events, `timedify worker`\n\n"
+        + table(header, rows)
+        + f"\n\nEach run stops after {bench.drain_seconds:g} s; the rate counts from the first "
+        "processed event. Ratios: to the same database's ack rate and to the raw-ASGI "
+        "baseline at c64 (can the worker keep up with what one ingest process accepts?).\n"
     )
 
 

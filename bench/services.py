@@ -38,11 +38,16 @@ class Process:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, ready_path: str, timeout: float = 30) -> Process:
+    def spawn(self) -> Process:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, *self._args], env=self._env, stdout=out, stderr=subprocess.STDOUT
             )
+        return self
+
+    def start(self, ready_path: str, timeout: float = 30) -> Process:
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -79,8 +84,8 @@ def baseline(workdir: Path) -> Process:
     return proc.start("/")
 
 
-def sqlite_database(workdir: Path) -> str:
-    url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+def sqlite_database(workdir: Path, name: str = "bench") -> str:
+    url = f"sqlite:///{workdir / f'{name}.sqlite3'}"
     _migrate(url)
     return url
 
@@ -99,8 +104,8 @@ def _migrate(url: str) -> None:
         engine.dispose()
 
 
-def service(name: str, database_url: str, secret: str, workdir: Path) -> Process:
-    """`timedify serve --no-worker`: the ingest path alone, as in production, logs to a file."""
+def service_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
+    """Production settings for `timedify` processes of the benchmark."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "DATABASE_"))}
     env.update(
         ENVIRONMENT="production",
@@ -111,6 +116,12 @@ def service(name: str, database_url: str, secret: str, workdir: Path) -> Process
         TMP_DIR=str(workdir),
         LOG_LEVEL="INFO",
     )
+    return env
+
+
+def service(name: str, database_url: str, secret: str, workdir: Path) -> Process:
+    """`timedify serve --no-worker`: the ingest path alone, as in production, logs to a file."""
+    env = service_env(database_url, secret, workdir)
     args = ["-m", "timedify", "serve", "--no-worker"]
     return Process(name, args, env, workdir / f"{name}.log").start("/health/live")
 
