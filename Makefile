@@ -28,14 +28,21 @@ test: install
 	bash scripts/ensure-postgres
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on
+## 127.0.0.1, installs wrk when missing and root; < 10 min on 2 cores). Appends to docs/benchmarks.md.
+## One scenario: make bench BENCH_ARGS="ack --db sqlite --repeat 1"
+bench: install
+	bash scripts/ensure-postgres
+	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 ## Re-resolve the pinned dependency sets after changing pyproject.toml.
 lock:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from timedify import store
+from timedify.db import WalCheckpointer
 from timedify.errors import DatabaseUnavailableError
 from timedify.logs import get_logger
 
@@ -74,6 +75,7 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._on_commit = on_commit
         self._conn: Connection | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
         self._submitted = 0
         self._settled = 0  # written by the writer thread only
@@ -138,12 +140,17 @@ class GroupCommitter:
                 return
 
     def _run_and_close(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            self._checkpointer = WalCheckpointer(self._engine)
         try:
             self._run()
         finally:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
 
     def _commit(self, batch: list[_Handover], size: int) -> None:
         rows = [row for handover in batch for row in handover.rows]
@@ -158,6 +165,8 @@ class GroupCommitter:
         with self.state.lock:
             self.state.last_success = time.monotonic()
             self.state.consecutive_failures = 0
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         outcomes: list[bool | Exception] = []
         for row in rows:
             # A webhook id repeated within one batch is new only the first time (W3).
@@ -195,6 +204,8 @@ class GroupCommitter:
         if self._conn is None:
             conn = self._engine.connect()
             self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self._checkpointer is not None:
+                WalCheckpointer.take_over(self._conn.connection.driver_connection)
         return self._conn
 
     def _drop_connection(self) -> None:

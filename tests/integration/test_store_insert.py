@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
 from tests.support.helpers import events
 from timedify import store
-from timedify.db import make_engine
+from timedify.db import WalCheckpointer, make_engine, sqlite_path
 from timedify.models import EventState
 
 
@@ -91,3 +94,34 @@ def test_inside_a_caller_transaction_a_rollback_stores_nothing(db_url: str) -> N
     finally:
         engine.dispose()
     assert events(db_url) == []
+
+
+def _rows_in_database_file(path: Path) -> int:
+    """Rows in the main database file alone, ignoring what is still only in the WAL."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_the_checkpointer_moves_committed_rows_into_the_database_file(sqlite_url: str) -> None:
+    """The committer's connection does not checkpoint; the checkpointer thread does, soon."""
+    path = sqlite_path(sqlite_url)
+    assert path is not None
+    engine = make_engine(sqlite_url)
+    checkpointer = WalCheckpointer(engine, interval=0.05)
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        WalCheckpointer.take_over(conn.connection.driver_connection)
+        store.insert_events(conn, [_row(f"wal-{i}") for i in range(20)])
+        assert _rows_in_database_file(path) == 0, "committed to the WAL only"
+        checkpointer.committed()
+        deadline = time.monotonic() + 10
+        while _rows_in_database_file(path) < 20:
+            assert time.monotonic() < deadline, "no checkpoint happened"
+            time.sleep(0.05)
+    finally:
+        conn.close()
+        checkpointer.stop()
+        engine.dispose()
