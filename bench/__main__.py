@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
         sections.append(scenarios.targets(bench))
         settings = (
             f"{args.repeat} repetitions of {args.seconds:g} s per figure (medians), "
-            f"wrk {min(max(bench.concurrency), 2)} threads; `serve --no-worker`, "
+            "wrk min(c, 2) threads; `serve --no-worker`, "
             f"SQLite WAL synchronous=FULL, PostgreSQL fsync=on synchronous_commit=on; "
             f"whole run {time.monotonic() - started:.0f} s"
         )

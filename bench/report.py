@@ -65,7 +65,7 @@ def record(sections: list[str], settings: str) -> str:
         f"- code: {revision()}; {settings}",
         "",
     ]
-    return "\n".join(head) + "\n\n".join(sections) + "\n"
+    return "\n".join(head) + "\n" + "\n\n".join(sections) + "\n"
 
 
 def append(text: str) -> None:
