@@ -17,11 +17,20 @@ import pytest
 from tests.support.pgcluster import PgCluster
 from timedify import migrate
 from timedify.db import make_engine
+from timedify.logs import configure_logging
 from timedify.settings import Settings, load_settings
+
+pytest_plugins = ["tests.support.leakcheck"]
 
 SECRET = "test-secret-0123456789"
 PREVIOUS_SECRET = "previous-secret-9876543210"
 SHOP = "demo-shop.myshopify.com"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _json_logs() -> None:
+    """In-process services log through the production configuration (JSON, redaction)."""
+    configure_logging("INFO", "json")
 
 
 @pytest.fixture(scope="session")
