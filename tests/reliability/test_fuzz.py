@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -33,9 +32,9 @@ topics = st.one_of(st.sampled_from([*shopify.TOPICS, "orders/create", ""]), head
 shops = st.one_of(st.just(SHOP), st.sampled_from(["x.myshopify.com", "evil.com", ""]), header_text)
 bodies = st.one_of(
     st.binary(max_size=2048),
-    st.dictionaries(st.text(max_size=20),
-                    st.one_of(st.none(), st.integers(), st.text(max_size=50)), max_size=8)
-    .map(lambda d: httpx.Request("POST", "http://x", json=d).read()),
+    st.dictionaries(
+        st.text(max_size=20), st.one_of(st.none(), st.integers(), st.text(max_size=50)), max_size=8
+    ).map(lambda d: httpx.Request("POST", "http://x", json=d).read()),
     st.just(b'{"shop_domain": "demo-shop.myshopify.com", "customer": {"id": 1}}'),
 )
 
@@ -50,8 +49,11 @@ def fuzz_server(
         yield url, db_url
 
 
-@settings(max_examples=1500, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     path=st.sampled_from(PATHS),
     method=st.sampled_from(["POST"] * 8 + ["GET", "PUT"]),
@@ -66,15 +68,25 @@ def fuzz_server(
 )
 def test_generated_requests_never_cause_a_5xx(
     fuzz_server: tuple[str, str],
-    path: str, method: str, topic: str | None, webhook_id: str | None, event_id: str | None,
-    shop: str | None, triggered_at: str | None, api_version: str | None, body: bytes,
+    path: str,
+    method: str,
+    topic: str | None,
+    webhook_id: str | None,
+    event_id: str | None,
+    shop: str | None,
+    triggered_at: str | None,
+    api_version: str | None,
+    body: bytes,
     signed: bool,
 ) -> None:
     url, _db = fuzz_server
     headers = {
-        "X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-Event-Id": event_id, "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-Triggered-At": triggered_at, "X-Shopify-Api-Version": api_version,
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Triggered-At": triggered_at,
+        "X-Shopify-Api-Version": api_version,
         "X-Shopify-Hmac-Sha256": shopify.sign(body, SECRET.encode()) if signed else "AAAA",
     }
     encoded = [(k.encode(), v.encode("latin-1")) for k, v in headers.items() if v is not None]
@@ -88,8 +100,12 @@ def raw_request(
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     """HTTP/1.1 over a plain socket: header bytes go out exactly as generated."""
     host, port = url.removeprefix("http://").split(":")
-    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: {host}".encode(),
-             b"Connection: close", f"Content-Length: {len(body)}".encode()]
+    lines = [
+        f"{method} {path} HTTP/1.1".encode(),
+        f"Host: {host}".encode(),
+        b"Connection: close",
+        f"Content-Length: {len(body)}".encode(),
+    ]
     lines += [name + b": " + value for name, value in headers]
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
@@ -119,8 +135,6 @@ def test_service_still_consistent_after_fuzzing(fuzz_server: tuple[str, str]) ->
         assert shopify.valid_shop_domain(row["shop_domain"])
         assert shopify.valid_topic(row["topic"])
     assert httpx.get(url + "/health").status_code == 200
-
-
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,11 @@ def test_a_client_that_stops_sending_its_body_gets_408(sqlite_url: str, tmp_path
     hook = signed_webhook("app/uninstalled", SHOP, SECRET)
     with threaded_server(settings) as (url, _app):
         host, port = url.removeprefix("http://").split(":")
-        head = [f"POST {hook.path()} HTTP/1.1", f"Host: {host}",
-                f"Content-Length: {len(hook.body)}"]
+        head = [
+            f"POST {hook.path()} HTTP/1.1",
+            f"Host: {host}",
+            f"Content-Length: {len(hook.body)}",
+        ]
         head += [f"{k}: {v}" for k, v in hook.headers.items()]
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + hook.body[:5])
@@ -32,13 +35,16 @@ def test_a_client_that_stops_sending_its_body_gets_408(sqlite_url: str, tmp_path
 
 def test_secret_rotation(sqlite_url: str, tmp_path: Path) -> None:
     """Old and new secret both accepted while SHOPIFY_API_SECRET_PREVIOUS is set; then only new."""
-    env = settings_env(sqlite_url, tmp_path, WORKER_IN_PROCESS="false",
-                       SHOPIFY_API_SECRET_PREVIOUS=PREVIOUS_SECRET)
+    env = settings_env(
+        sqlite_url, tmp_path, WORKER_IN_PROCESS="false", SHOPIFY_API_SECRET_PREVIOUS=PREVIOUS_SECRET
+    )
     during = ServiceProcess(env, tmp_path / "during.log").start()
     try:
         for secret in (SECRET, PREVIOUS_SECRET):
-            assert post_webhook(during.url, signed_webhook("shop/redact", SHOP, secret)) \
-                .status_code == 200
+            assert (
+                post_webhook(during.url, signed_webhook("shop/redact", SHOP, secret)).status_code
+                == 200
+            )
     finally:
         assert during.stop_gracefully()
     env.pop("SHOPIFY_API_SECRET_PREVIOUS")

@@ -42,8 +42,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.when != "teardown" or item.get_closest_marker("leaks_on_purpose"):
         return
-    leaks = [f"{where}: {', '.join(hits)}" for where, text in _texts(item)
-             if (hits := find_leaks(text))]
+    leaks = [
+        f"{where}: {', '.join(hits)}" for where, text in _texts(item) if (hits := find_leaks(text))
+    ]
     if leaks:
         report.outcome = "failed"
         report.longrepr = "secret or personal data reached a log:\n  " + "\n  ".join(leaks)
