@@ -16,8 +16,9 @@ import pytest
 
 from tests.conftest import SECRET, SHOP, make_settings
 from tests.integration.test_outage import sqlite_locked_by_another_process
+from tests.support.figures import record
 from tests.support.helpers import events
-from tests.support.load import LoadResult, deliver
+from tests.support.load import LoadResult, deliver, scaled
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
 from timedify import migrate
@@ -43,7 +44,7 @@ async def _health_during(url: str, seconds: float) -> list[tuple[int, float]]:
 def run_outage(
     url: str, break_db: Callable[[], None], mend_db: Callable[[], None], outage_s: float = 3.0
 ) -> tuple[LoadResult, list[tuple[int, float]], set[str]]:
-    hooks = [signed_webhook("app/scopes_update", SHOP, SECRET) for _ in range(600)]
+    hooks = [signed_webhook("app/scopes_update", SHOP, SECRET) for _ in range(scaled(600))]
 
     async def scenario() -> tuple[LoadResult, list[tuple[int, float]]]:
         load = asyncio.create_task(deliver(url, hooks, concurrency=16, deadline_s=60))
@@ -58,7 +59,20 @@ def run_outage(
     return result, probes, {h.webhook_id for h in hooks}
 
 
-def check(result: LoadResult, probes: list[tuple[int, float]], sent: set[str], db_url: str) -> None:
+def check(
+    result: LoadResult, probes: list[tuple[int, float]], sent: set[str], db_url: str, name: str
+) -> None:
+    stored = [e["webhook_id"] for e in events(db_url)]
+    record(
+        name,
+        sent=len(sent),
+        acknowledged=len(result.acked),
+        lost=len(result.acked - set(stored)),
+        stored_twice=len(stored) - len(set(stored)),
+        answers_503=result.statuses[503],
+        max_answer_s=round(result.max_latency, 2),
+        health_max_s=round(max((e for _, e in probes), default=0), 3),
+    )
     assert result.max_latency < 5, "every answer comes within Shopify's 5 s"
     assert result.statuses[503] > 0, "the outage was seen as 503s"
     assert set(result.statuses) <= {200, 503}, result.statuses
@@ -66,7 +80,6 @@ def check(result: LoadResult, probes: list[tuple[int, float]], sent: set[str], d
     assert all(status == 503 for status, _ in probes[1:]), probes
     assert max(elapsed for _, elapsed in probes) < 1
     assert result.acked == sent, "every webhook was eventually acknowledged (clients retried)"
-    stored = [e["webhook_id"] for e in events(db_url)]
     assert len(stored) == len(set(stored))
     assert set(stored) == sent, "every acknowledged webhook is stored, and nothing else"
 
@@ -91,7 +104,7 @@ def test_postgres_stopped_under_load(own_pg: tuple[PgCluster, str], tmp_path: Pa
             url, lambda: cluster.stop("immediate"), lambda: cluster.start()
         )
         assert httpx.get(url + "/health").status_code == 200, "recovered without a restart"
-    check(result, probes, sent, db_url)
+    check(result, probes, sent, db_url, "PostgreSQL stopped 3 s under load")
 
 
 def test_sqlite_locked_under_load(sqlite_url: str, tmp_path: Path) -> None:
@@ -104,7 +117,7 @@ def test_sqlite_locked_under_load(sqlite_url: str, tmp_path: Path) -> None:
             url, lock.__enter__, lambda: lock.__exit__(None, None, None)
         )
         assert httpx.get(url + "/health").status_code == 200
-    check(result, probes, sent, sqlite_url)
+    check(result, probes, sent, sqlite_url, "SQLite locked 3 s under load")
 
 
 def test_sqlite_data_directory_unwritable(sqlite_url: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ can check that every webhook is eventually acknowledged exactly as it would be i
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,6 +16,11 @@ from dataclasses import dataclass, field
 import httpx
 
 from timedify.testing import SignedWebhook
+
+
+def scaled(count: int) -> int:
+    """`count` in `make test`; multiplied by TIMEDIFY_RELIABILITY_SCALE in `make reliability`."""
+    return count * max(1, int(os.environ.get("TIMEDIFY_RELIABILITY_SCALE", "1")))
 
 
 @dataclass
