@@ -13,7 +13,19 @@ from typing import Annotated
 import typer
 
 from timedify import __version__
-from timedify.cli import console, migrate, service, webhooks
+from timedify.cli import (
+    backup,
+    checks,
+    config,
+    console,
+    logs,
+    migrate,
+    retention,
+    service,
+    smoke,
+    status,
+    webhooks,
+)
 from timedify.errors import ConfigError, TimedifyError
 
 app = typer.Typer(
@@ -43,6 +55,13 @@ def _root(
 service.register(app)
 migrate.register(app)
 webhooks.register(app)
+checks.register(app)
+logs.register(app)
+retention.register(app)
+smoke.register(app)
+status.register(app)
+config.register(app)
+backup.register(app)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import typer
 
 from timedify import migrate
 from timedify.db import engine_for
+from timedify.errorreporting import init_sentry
 from timedify.logs import configure_logging
 from timedify.settings import Settings, load_settings
 from timedify.web import BackgroundFactory, create_app
@@ -45,8 +46,9 @@ def serve(
 
 
 def prepare(settings: Settings) -> None:
-    """Logging on, and refuse a database whose schema is behind (O1)."""
+    """Logging and error reporting on, and refuse a database whose schema is behind (O1)."""
     configure_logging(settings.log_level, settings.log_format, _log_file(settings))
+    init_sentry(settings)
     engine = engine_for(settings)
     try:
         migrate.require_current(engine)
