@@ -22,6 +22,7 @@ BLOCK_SIZE = 8 * 1024 * 1024
 # an error class on 429/5xx/db/webhook failures). One needle means one pass over the bytes at
 # memchr-like speed; each extra needle would cost a whole extra pass.
 NEEDLE = b'"error'
+SINCE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 ERROR_LEVELS = frozenset({"error", "critical"})
 WEBHOOK_EVENT_PREFIXES = ("webhook_", "event_", "handler_", "worker_")
 CATEGORIES = ("webhook_errors", "db_errors", "http_429", "http_5xx", "errors")
@@ -94,7 +95,7 @@ class ScanResult:
 def scan(stream: IO[bytes], since: datetime | None = None) -> ScanResult:
     """Scan a binary stream of log lines; only lines at or after `since` are counted."""
     result = ScanResult()
-    since_key = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") if since else None
+    since_key = since.astimezone(UTC).strftime(SINCE_FORMAT) if since else None
     rest = b""
     while chunk := stream.read(BLOCK_SIZE):
         result.bytes += len(chunk)
@@ -156,6 +157,7 @@ def _before(record: dict[str, Any], line: bytes, since: str) -> bool:
     """
     value = record.get("time")
     if type(value) is str and (value.endswith("Z") or value.endswith("+00:00")):
-        return value[:26] < since[: len(value[:26])]
+        text = value[:-1] if value.endswith("Z") else value[:-6]
+        return (text if len(text) > 19 else text + ".000000") < since
     when = record_time(record, line)
-    return when is not None and when.astimezone(UTC).isoformat() < since
+    return when is not None and when.astimezone(UTC).strftime(SINCE_FORMAT) < since
