@@ -236,7 +236,7 @@ def _inspect(conn: Connection, path: Path, kind: str, integrity: str) -> VerifyR
     result = VerifyResult(path, kind, str(revision), migrate.head_revision(), integrity)
     for table in Base.metadata.sorted_tables:
         try:
-            result.counts[table.name] = int(
+            result.counts[str(table.name)] = int(
                 conn.execute(select(func.count()).select_from(table)).scalar_one()
             )
         except Exception as exc:  # a missing or unreadable table makes the backup unusable
