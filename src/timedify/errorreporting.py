@@ -2,7 +2,7 @@
 
 Off without a DSN. With one, every event passes `scrub` before it leaves the process: request
 bodies, cookies, query strings and all but a few harmless headers are dropped, local variables
-are never collected, fields named like secrets or personal data are redacted, and e-mail
+and source lines are never collected, fields named like secrets or personal data are redacted, and e-mail
 addresses and phone numbers inside messages are masked.
 """
 
@@ -37,6 +37,7 @@ def init_sentry(settings: Settings, **options: Any) -> bool:
         release=f"timedify@{__version__}",
         send_default_pii=False,
         include_local_variables=False,
+        include_source_context=False,
         max_request_body_size="never",
         traces_sample_rate=0.0,
         before_send=scrub,
@@ -65,7 +66,8 @@ def scrub(event: Any, _hint: Any = None) -> Any:
         if isinstance(exception.get("value"), str):
             exception["value"] = _mask(exception["value"])
         for frame in (exception.get("stacktrace") or {}).get("frames", []):
-            frame.pop("vars", None)
+            for key in ("vars", "pre_context", "context_line", "post_context"):
+                frame.pop(key, None)
     if isinstance(event.get("logentry"), dict):
         event["logentry"] = _scrub_value(event["logentry"])
     if isinstance(event.get("message"), str):
