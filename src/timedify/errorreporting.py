@@ -2,8 +2,8 @@
 
 Off without a DSN. With one, every event passes `scrub` before it leaves the process: request
 bodies, cookies, query strings and all but a few harmless headers are dropped, local variables
-and source lines are never collected, fields named like secrets or personal data are redacted, and e-mail
-addresses and phone numbers inside messages are masked.
+and source lines are never collected, fields named like secrets or personal data are redacted,
+and e-mail addresses and phone numbers inside messages are masked.
 """
 
 from __future__ import annotations
