@@ -7,14 +7,8 @@ from typing import Annotated
 
 import typer
 
-from timedify import backup as backups
 from timedify.cli import console
-from timedify.cli.common import command_logging
 from timedify.errors import TimedifyError
-from timedify.logs import get_logger
-from timedify.settings import load_settings
-
-log = get_logger("timedify.backup")
 
 BACKUP_HELP = """Make a consistent backup while the service runs: SQLite through the online
 backup API, PostgreSQL through pg_dump (custom format; found on PATH, else PG_BINDIR, else
@@ -48,6 +42,11 @@ def backup(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
+    from timedify import backup as backups
+    from timedify.cli.common import command_logging
+    from timedify.logs import get_logger
+
+    log = get_logger("timedify.backup")
     settings = command_logging()
     target = output or backups.default_path(settings)
     result = backups.make_backup(settings, target)
@@ -64,6 +63,10 @@ def verify(
     file: Annotated[Path, typer.Argument(help="The backup file.")],
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    from timedify import backup as backups
+    from timedify.settings import Settings, load_settings
+
+    settings: Settings | None
     try:
         settings = load_settings()
     except TimedifyError:

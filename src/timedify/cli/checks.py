@@ -6,17 +6,20 @@ import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from timedify import alerting, configcheck, logscan, probes
+from timedify import alerting, logscan
 from timedify.alerting import Finding, Report, State, Threshold, Thresholds
 from timedify.cli import console
-from timedify.db import engine_for
 from timedify.errors import TimedifyError
-from timedify.settings import load_settings
+
+if TYPE_CHECKING:
+    from timedify.probes import Probe
+
+# Heavier modules (httpx, SQLAlchemy, pydantic) are imported inside the commands that use them,
+# so `alerting-check` on a log file starts fast (see timedify.alerting).
 
 HEALTH_HELP = """Check a running service: /health, /health/live, /health/webhooks, every webhook
 route (an unsigned request must get 401 - a 200 is a failure), response times and the local
@@ -58,6 +61,10 @@ def health_check(
     ] = True,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    import httpx
+
+    from timedify import probes
+
     timing = probes.Timing(warn_ms, crit_ms)
     base = (url or _local_url()).rstrip("/")
     with httpx.Client(timeout=timeout) as client:
@@ -86,6 +93,8 @@ def health_check(
 
 
 def _local_url() -> str:
+    from timedify.settings import load_settings
+
     try:
         settings = load_settings()
     except TimedifyError:
@@ -94,12 +103,15 @@ def _local_url() -> str:
     return f"http://{host}:{settings.port}"
 
 
-def _config_probe() -> probes.Probe:
+def _config_probe() -> Probe:
+    from timedify import configcheck
+    from timedify.probes import Probe
+
     checks = configcheck.check_config()
     broken = [c.name for c in checks if c.ok is False]
     if broken:
-        return probes.Probe("configuration", None, f"problems with {', '.join(broken)}")
-    return probes.Probe("configuration", True, f"{len(checks)} settings valid")
+        return Probe("configuration", None, f"problems with {', '.join(broken)}")
+    return Probe("configuration", True, f"{len(checks)} settings valid")
 
 
 def alerting_check(
@@ -175,6 +187,9 @@ def _log_findings(source: str, since: datetime, limits: Thresholds) -> list[Find
 
 
 def _database_findings(limits: Thresholds) -> list[Finding]:
+    from timedify.db import engine_for
+    from timedify.settings import load_settings
+
     try:
         settings = load_settings()
     except TimedifyError as exc:
@@ -202,6 +217,8 @@ def _print_report(report: Report, json: bool) -> None:
 
 
 def _notify(url: str, report: Report) -> None:
+    import httpx
+
     try:
         alerting.notify(url, report)
     except httpx.HTTPError as exc:

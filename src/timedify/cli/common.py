@@ -1,4 +1,7 @@
-"""What the toolkit commands share: settings + logging, and a checked database engine."""
+"""What the toolkit commands share: settings + logging, and a checked database engine.
+
+Imported inside command functions only (it pulls in SQLAlchemy and pydantic).
+"""
 
 from __future__ import annotations
 

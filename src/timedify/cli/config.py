@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from timedify import configcheck
 from timedify.cli import console
 
 CHECK_HELP = """Check every setting (required and optional, secrets included) from the environment
@@ -30,6 +29,8 @@ def check(
     ),
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    from timedify import configcheck
+
     checks = configcheck.check_config(env_file)
     failed = configcheck.has_failures(checks)
     if json:

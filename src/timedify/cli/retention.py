@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from timedify import retention
 from timedify.cli import console
-from timedify.cli.common import command_logging, open_engine
-from timedify.logs import get_logger
-
-log = get_logger("timedify.retention")
 
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
@@ -43,6 +38,11 @@ def retention_cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    from timedify import retention
+    from timedify.cli.common import command_logging, open_engine
+    from timedify.logs import get_logger
+
+    log = get_logger("timedify.retention")
     settings = command_logging()
     policy = retention.Policy(days, dead_letter_days, compliance_days, batch_size)
     now = datetime.now(UTC)

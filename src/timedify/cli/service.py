@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from timedify import migrate
-from timedify.db import engine_for
-from timedify.errorreporting import init_sentry
-from timedify.logs import configure_logging
-from timedify.settings import Settings, load_settings
-from timedify.web import BackgroundFactory, create_app
+if TYPE_CHECKING:
+    from timedify.settings import Settings
+    from timedify.web import BackgroundFactory
+
+# The service's modules are imported when `serve` runs, not when any `timedify` command starts:
+# toolkit commands such as `alerting-check` must start fast.
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +33,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
+    from timedify.settings import load_settings
+
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -47,6 +49,11 @@ def serve(
 
 def prepare(settings: Settings) -> None:
     """Logging and error reporting on, and refuse a database whose schema is behind (O1)."""
+    from timedify import migrate
+    from timedify.db import engine_for
+    from timedify.errorreporting import init_sentry
+    from timedify.logs import configure_logging
+
     configure_logging(settings.log_level, settings.log_format, _log_file(settings))
     init_sentry(settings)
     engine = engine_for(settings)
@@ -63,6 +70,8 @@ def background_services(settings: Settings) -> list[BackgroundFactory]:
 
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
     import uvicorn
+
+    from timedify.web import create_app
 
     uvicorn.run(
         create_app(settings, background=background),

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 import typer
 
-from timedify import smoke as smoke_test
 from timedify.cli import console
-from timedify.settings import load_settings
 
 HELP = """Post-deploy smoke test over HTTP: /health, one signed synthetic webhook per topic for
 the reserved shop timedify-synthetic-smoke.myshopify.com (each must get 200), one forged webhook
@@ -34,6 +31,11 @@ def smoke(
     timeout: Annotated[float, typer.Option(help="Seconds to wait per request.")] = 10.0,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    import httpx
+
+    from timedify import smoke as smoke_test
+    from timedify.settings import load_settings
+
     secret = load_settings().shopify_api_secret.get_secret_value()
     base = url.rstrip("/")
     with httpx.Client(timeout=timeout) as client:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from timedify import configcheck, migrate, overview
 from timedify.cli import console
-from timedify.cli.common import open_engine
-from timedify.settings import load_settings
+
+if TYPE_CHECKING:
+    from timedify import configcheck, overview
 
 HELP = """One screen: configuration, the service's /health (with --url), database and
 migrations, worker heartbeat, webhook activity per topic over --hours, backlog, dead letters,
@@ -31,6 +30,10 @@ def status(
     hours: Annotated[float, typer.Option(min=0.01, help="Activity window in hours.")] = 24,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    from timedify import configcheck, migrate, overview
+    from timedify.cli.common import open_engine
+    from timedify.settings import load_settings
+
     settings = load_settings()
     checks = configcheck.check_config()
     health = _health(url) if url else None
@@ -55,6 +58,8 @@ def status(
 
 
 def _health(url: str) -> str:
+    import httpx
+
     try:
         return str(httpx.get(url.rstrip("/") + "/health", timeout=5).json().get("status"))
     except (httpx.HTTPError, ValueError, AttributeError) as exc:
