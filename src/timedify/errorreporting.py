@@ -35,7 +35,6 @@ def init_sentry(settings: Settings, **options: Any) -> bool:
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.environment,
         release=f"timedify@{__version__}",
-        send_default_pii=False,
         include_local_variables=False,
         include_source_context=False,
         max_request_body_size="never",

@@ -82,7 +82,22 @@ def test_smoke_cleanup_needs_a_signature_and_spares_real_events(
     assert len(events(db_url)) == 1
 
 
-def test_smoke_passes_against_a_live_service_with_a_worker() -> None:
-    """O7 end to end: needs the worker of issue 3 (branch `processing`)."""
-    pytest.importorskip("timedify.worker", reason="the worker (issue 3) has not landed yet")
-    pytest.skip("the worker landed: wire its background factory into this test")
+def test_smoke_passes_against_a_live_service_with_a_worker(db_url: str, tmp_path: Path) -> None:
+    """O7 end to end: acknowledged, forged one refused, processed by the worker, cleaned up."""
+    service = pytest.importorskip("timedify.cli.service")
+    if not hasattr(service, "in_process_worker"):
+        pytest.skip("needs the worker of issue 3 (branch `processing`), not merged yet")
+    settings = make_settings(db_url, tmp_path, worker_poll_seconds=0.05)
+    with threaded_server(settings, background=[service.in_process_worker]) as (url, _app):
+        real = signed_webhook("app/scopes_update", SHOP, SECRET)
+        assert post_webhook(url, real).status_code == 200
+        result = run_cli(settings_env(db_url, tmp_path), "smoke", url, "--process-timeout", "60")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "all 6 synthetic events processed" in result.stdout
+        assert "6 synthetic events removed" in result.stdout
+        assert "smoke test passed" in result.stdout
+        webhooks = httpx.get(url + "/health/webhooks").json()["topics"]
+    # Only the real event is left, and the statistics never saw the synthetic ones.
+    assert [e["webhook_id"] for e in events(db_url)] == [real.webhook_id]
+    assert webhooks["shop/redact"]["received_in_window"] == 0
+    assert webhooks["app/scopes_update"]["received_in_window"] == 1
