@@ -94,4 +94,4 @@ def verify(
     console.status_line(
         True if result.at_head else None, f"migration revision {result.revision}{note}"
     )
-    console.table("rows", ["table", "rows"], sorted(result.counts.items()))
+    console.grid("rows", ["table", "rows"], sorted(result.counts.items()))

@@ -60,10 +60,10 @@ def heading(text: str) -> None:
     out.print(Text(text, style="bold underline"))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table: boxed with colour on a terminal, simple aligned columns otherwise."""
     terminal = out.is_terminal
-    grid = Table(
+    view = Table(
         title=title,
         box=box.ROUNDED if terminal else box.SIMPLE,
         show_edge=terminal,
@@ -71,10 +71,10 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         title_justify="left",
     )
     for column in columns:
-        grid.add_column(column)
+        view.add_column(column)
     for row in rows:
-        grid.add_row(*(Text(str(cell)) for cell in row))
-    out.print(grid)
+        view.add_row(*(Text(str(cell)) for cell in row))
+    out.print(view)
 
 
 def log_line(level: str, text: str) -> None:

@@ -101,7 +101,7 @@ def _print(
         )
         for topic, a in sorted(view.activity.items())
     ]
-    console.table(
+    console.grid(
         f"webhooks, last {hours:g} h",
         ["topic", "received", "pending", "failures", "dead letters", "last received (UTC)"],
         rows or [("(none)", 0, 0, 0, 0, "-")],
