@@ -24,6 +24,7 @@ class Overview:
 
     revision: str | None
     heartbeat_age_seconds: float | None
+    heartbeat_stale_seconds: float = 60
     activity: dict[str, store.TopicActivity] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
     processing_latency: dict[str, float | None] = field(default_factory=dict)

@@ -54,6 +54,7 @@ def status(
         )
         console.print_json(doc)
         return
+    view.heartbeat_stale_seconds = settings.health_heartbeat_stale_seconds
     _print(view, checks, health, head, hours, "SQLite" if settings.is_sqlite else "PostgreSQL")
 
 
@@ -87,7 +88,7 @@ def _print(
     )
     age = view.heartbeat_age_seconds
     console.status_line(
-        (age is not None and age < 60) or None,
+        (age is not None and age < view.heartbeat_stale_seconds) or None,
         f"worker heartbeat: {f'{age:g} s ago' if age is not None else 'none'}",
     )
     rows = [
