@@ -18,6 +18,7 @@ from timedify.cli import (
     checks,
     config,
     console,
+    deadletters,
     logs,
     migrate,
     retention,
@@ -25,6 +26,7 @@ from timedify.cli import (
     smoke,
     status,
     webhooks,
+    worker,
 )
 from timedify.errors import ConfigError, TimedifyError
 
@@ -55,6 +57,8 @@ def _root(
 service.register(app)
 migrate.register(app)
 webhooks.register(app)
+worker.register(app)
+deadletters.register(app)
 checks.register(app)
 logs.register(app)
 retention.register(app)

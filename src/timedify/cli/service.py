@@ -8,7 +8,8 @@ import typer
 
 if TYPE_CHECKING:
     from timedify.settings import Settings
-    from timedify.web import BackgroundFactory
+    from timedify.web import BackgroundFactory, Services
+    from timedify.worker import Worker
 
 # The service's modules are imported when `serve` runs, not when any `timedify` command starts:
 # toolkit commands such as `alerting-check` must start fast.
@@ -64,8 +65,17 @@ def prepare(settings: Settings) -> None:
 
 
 def background_services(settings: Settings) -> list[BackgroundFactory]:
-    """What runs beside the HTTP server in this process."""
-    return []
+    """What runs beside the HTTP server: the worker, unless WORKER_IN_PROCESS=false."""
+    return [in_process_worker] if settings.worker_in_process else []
+
+
+def in_process_worker(services: Services) -> Worker:
+    """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
+    from timedify.worker import Worker
+
+    return Worker(
+        services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
+    )
 
 
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
