@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # starts in a fraction of a second without them (the log scan is benchmarked against grep).
 
 
+# Shopify's deadline for answering a compliance webhook (as in `handlers`).
+COMPLIANCE_DEADLINE = timedelta(days=30)
+
+
 class State(enum.IntEnum):
     """Nagios states; the value is the exit code."""
 
@@ -178,25 +182,59 @@ def database_findings(conn: Connection, thresholds: Thresholds, now: datetime) -
 
 
 def _compliance_finding(conn: Connection, thresholds: Thresholds, now: datetime) -> Finding:
-    from sqlalchemy import func, select
+    """Compliance requests near their 30-day deadline and not yet answered.
 
-    from timedify.models import ComplianceRequest
-
-    c = ComplianceRequest
+    Two sources: request rows still open, and compliance webhooks the worker has not applied
+    (pending or dead) - for those no request row exists yet, the deadline runs from receipt.
+    """
     warn_by = now + timedelta(days=thresholds.compliance_warn_days)
     crit_by = now + timedelta(days=thresholds.compliance_crit_days)
-    due_warn, due_crit = conn.execute(
-        select(
-            func.count().filter(c.deadline_at <= warn_by),
-            func.count().filter(c.deadline_at <= crit_by),
-        ).where(c.completed_at.is_(None))
-    ).one()
+    due_warn, due_crit = _open_requests(conn, warn_by, crit_by)
+    events_warn, events_crit = _unapplied_compliance_events(conn, warn_by, crit_by)
+    due_warn, due_crit = due_warn + events_warn, due_crit + events_crit
     state = State.CRITICAL if due_crit else (State.WARNING if due_warn else State.OK)
     text = (
         f"{due_warn} open compliance requests due within {thresholds.compliance_warn_days:g} "
         f"days ({due_crit} within {thresholds.compliance_crit_days:g} days or overdue)"
     )
     return Finding("compliance_due", state, text, due_warn)
+
+
+def _open_requests(conn: Connection, warn_by: datetime, crit_by: datetime) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from timedify.models import ComplianceRequest as C
+
+    row = conn.execute(
+        select(
+            func.count().filter(C.deadline_at <= warn_by),
+            func.count().filter(C.deadline_at <= crit_by),
+        ).where(C.completed_at.is_(None))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _unapplied_compliance_events(
+    conn: Connection, warn_by: datetime, crit_by: datetime
+) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from timedify.models import EventState
+    from timedify.models import WebhookEvent as E
+    from timedify.shopify import COMPLIANCE_TOPICS
+
+    open_states = [EventState.RECEIVED, EventState.RETRYING, EventState.PROCESSING, EventState.DEAD]
+    row = conn.execute(
+        select(
+            func.count().filter(E.received_at <= warn_by - COMPLIANCE_DEADLINE),
+            func.count().filter(E.received_at <= crit_by - COMPLIANCE_DEADLINE),
+        ).where(
+            E.topic.in_(sorted(COMPLIANCE_TOPICS)),
+            E.state.in_(open_states),
+            E.synthetic.is_(False),
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def url_finding(url: str, timeout: float = 5.0) -> Finding:

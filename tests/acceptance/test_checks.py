@@ -139,6 +139,38 @@ def test_alerting_reads_the_database(db_url: str, tmp_path: Path) -> None:
     assert "compliance_due" in overdue.stdout.splitlines()[0]
 
 
+def test_alerting_sees_compliance_webhooks_the_worker_never_applied(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A failing customers/redact has no request row yet; its deadline runs from receipt."""
+    env = settings_env(db_url, tmp_path)
+    insert_rows(
+        db_url,
+        WebhookEvent,
+        [
+            event_row(age=timedelta(days=25), state=EventState.DEAD, topic="customers/redact"),
+            event_row(age=timedelta(days=29), state=EventState.PROCESSED, topic="shop/redact"),
+            event_row(age=timedelta(days=29), topic="shop/redact", synthetic=True,
+                      state=EventState.RECEIVED),
+        ],
+    )  # fmt: skip
+    warn = orjson.loads(run_cli(env, "alerting-check", "--json").stdout)
+    due = next(f for f in warn["findings"] if f["name"] == "compliance_due")
+    assert (due["state"], due["value"]) == ("WARNING", 1)
+    insert_rows(
+        db_url,
+        WebhookEvent,
+        [
+            event_row(
+                age=timedelta(days=29), state=EventState.RETRYING, topic="customers/data_request"
+            )
+        ],
+    )
+    crit = run_cli(env, "alerting-check")
+    assert crit.returncode == 2
+    assert "2 open compliance requests due within 7 days (1 within 2 days" in crit.stdout
+
+
 def test_alerting_database_unreachable_is_unknown(tmp_path: Path) -> None:
     env = settings_env("postgresql://nobody@127.0.0.1:1/none", tmp_path)
     result = run_cli(env, "alerting-check")
