@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -74,7 +75,12 @@ def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]
         view.add_column(column)
     for row in rows:
         view.add_row(*(Text(str(cell)) for cell in row))
-    out.print(view)
+    if terminal:
+        out.print(view)
+    else:
+        # A pipe has no width: never wrap a cell, so scripts and greps see whole rows.
+        needed = Measurement.get(out, out.options.update(max_width=10_000), view).maximum
+        Console(width=max(needed, out.width), highlight=False, file=sys.stdout).print(view)
 
 
 def log_line(level: str, text: str) -> None:
