@@ -41,17 +41,26 @@ app = typer.Typer(
 _verbose = {"on": False}
 
 
+def _print_version(value: bool) -> None:
+    # Eager: runs while the options are parsed, before click asks for a command.
+    if value:
+        console.out.print(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")
     ] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     _verbose["on"] = verbose
-    if version:
-        console.out.print(__version__)
-        raise typer.Exit(0)
 
 
 service.register(app)
