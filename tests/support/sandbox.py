@@ -43,9 +43,7 @@ def install_package(source_root: Path, work: Path) -> Path:
     opts = ["--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", "--target"]
     subprocess.run([*pip, *opts, str(site), str(build)], check=True, timeout=180, cwd=work)
     # What the image does at build time: the read-only runtime cannot write __pycache__.
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(site)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(site)], check=True, timeout=120)
     return site
 
 
@@ -82,7 +80,8 @@ class Sandbox:
         binds = [(str(p), str(p)) for p in sorted(interpreter) if not _under(p, "/usr")]
         binds.append((str(self.site), INSTALL_DIR))
         # /tmp exists but is read-only, as under `docker run --read-only`.
-        for directory in _directories([dest for _, dest in binds] + [self.volume], workdir, "/tmp"):
+        sandbox_tmp = "/tmp"  # noqa: S108 (a path inside the sandbox, read-only there)
+        for directory in _directories([d for _, d in binds] + [self.volume], workdir, sandbox_tmp):
             args += ["--perms", "0755", "--dir", directory]
         for source, dest in binds:
             args += ["--ro-bind", source, dest]
