@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sqlite3
 import subprocess
 import time
@@ -104,7 +105,7 @@ def test_sandbox_is_read_only_non_root_and_runs_the_installed_package(sandbox: S
 
 
 @pytest.fixture
-def service(sandbox: Sandbox) -> Iterator[tuple[Sandbox, str]]:
+def service(sandbox: Sandbox) -> Iterator[tuple[Sandbox, str, subprocess.Popen[bytes]]]:
     """fly.toml's release command, then the Dockerfile's CMD, in the sandbox."""
     release = tomllib.loads((ROOT / "fly.toml").read_text())["deploy"]["release_command"]
     migrated = run(sandbox, *release.split())
@@ -115,15 +116,43 @@ def service(sandbox: Sandbox) -> Iterator[tuple[Sandbox, str]]:
     url = f"http://127.0.0.1:{sandbox.env['PORT']}"
     try:
         wait_live(proc, url, sandbox.tmp.parent / "serve.log")
-        yield sandbox, url
+        yield sandbox, url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Processes below `pid` (the service runs under bwrap and setpriv)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def stop_like_docker(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM to the service itself, as `docker stop` sends it to the container's CMD."""
+    commands = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in descendants(proc.pid)
+    }
+    # bwrap's own pid-1 process repeats the arguments; the service is the one bwrap started.
+    (service,) = [
+        pid for pid, argv in commands.items() if b"serve" in argv and b"bwrap" not in argv[0]
+    ]
+    os.kill(service, signal.SIGTERM)
+    proc.wait(20)
+    assert '"service_stopped"' in log.read_text(), log.read_text()
 
 
 def wait_live(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -147,10 +176,10 @@ def stored_events(database: Path) -> list[tuple[str, str]]:
 def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volume(
     site: Path, sandbox: Sandbox, request: pytest.FixtureRequest
 ) -> None:
-    """D1: migrate, serve, /health, HEALTHCHECK, a signed webhook - writes land in the volume."""
+    """D1: migrate, serve, /health, HEALTHCHECK, a webhook, SIGTERM: only the volume changes."""
     visible = (site, Path(os.sys.prefix).resolve())
     before = snapshot(*visible)
-    box, url = request.getfixturevalue("service")
+    box, url, proc = request.getfixturevalue("service")
 
     health = httpx.get(url + "/health", timeout=2)
     assert health.status_code == 200, health.text
@@ -166,6 +195,7 @@ def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volu
     database = box.tmp / "timedify.sqlite3"
     assert [row[0] for row in stored_events(database)] == [hook.webhook_id]
 
+    stop_like_docker(proc, box.tmp.parent / "serve.log")
     assert snapshot(*visible) == before, "the service wrote outside its volume"
     if os.geteuid() == 0:  # files of the service belong to the image's uid, not to root
         assert {p.stat().st_uid for p in box.tmp.iterdir()} == {box.uid}
