@@ -14,6 +14,7 @@ import secrets
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -33,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sandbox")]
 
 PROBE = """
-import errno, json, os, timedify
+import errno, json, os, sys, timedify
 caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm'))]
 rw = [l.split()[4] for l in open('/proc/self/mountinfo') if 'rw' in l.split()[5].split(',')]
 refused = {}
-for path in ('/probe', '/tmp/probe', '/opt/timedify/probe', '/etc/probe', os.sys.prefix + '/p'):
+for path in ('/probe', '/tmp/probe', '/opt/timedify/probe', '/etc/probe', sys.prefix + '/p'):
     try:
         open(path, 'w').close()
         refused[path] = 'written'
@@ -61,7 +62,7 @@ def sandbox(site: Path, tmp_path: Path) -> Sandbox:
     (volume,) = runtime.exec_form("VOLUME")
     env = runtime.env()
     # The image's PATH starts with its venv; here the venv is the dev one plus the install.
-    env["PATH"] = f"{INSTALL_DIR}/bin:{os.path.dirname(os.sys.executable)}:/usr/bin:/bin"
+    env["PATH"] = f"{INSTALL_DIR}/bin:{os.path.dirname(sys.executable)}:/usr/bin:/bin"
     env.update(
         PYTHONPATH=INSTALL_DIR,
         HOST="127.0.0.1",  # never listen beyond loopback in tests
@@ -177,7 +178,7 @@ def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volu
     site: Path, sandbox: Sandbox, request: pytest.FixtureRequest
 ) -> None:
     """D1: migrate, serve, /health, HEALTHCHECK, a webhook, SIGTERM: only the volume changes."""
-    visible = (site, Path(os.sys.prefix).resolve())
+    visible = (site, Path(sys.prefix).resolve())
     before = snapshot(*visible)
     box, url, proc = request.getfixturevalue("service")
 
@@ -196,6 +197,7 @@ def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volu
     assert [row[0] for row in stored_events(database)] == [hook.webhook_id]
 
     stop_like_docker(proc, box.tmp.parent / "serve.log")
+    assert run(box, *probe).returncode != 0, "HEALTHCHECK must fail once the service is gone"
     assert snapshot(*visible) == before, "the service wrote outside its volume"
     if os.geteuid() == 0:  # files of the service belong to the image's uid, not to root
         assert {p.stat().st_uid for p in box.tmp.iterdir()} == {box.uid}
