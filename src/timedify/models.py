@@ -102,6 +102,7 @@ class WebhookEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_webhook_events_due", "state", "next_attempt_at"),
@@ -174,6 +175,7 @@ class Shop(Base):
     installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     scopes: Mapped[str | None] = mapped_column(Text)
+    scopes_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     plan_status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)
-    ingest_timeout_seconds: float = Field(default=3.0, gt=0, le=4.5)
+    ingest_timeout_seconds: float = Field(default=2.0, gt=0, le=4.5)
     retry_after_seconds: int = Field(default=5, ge=1)
     ingest_max_queue: int = Field(default=10_000, ge=1)
     db_busy_timeout_ms: int = Field(default=2000, ge=0)

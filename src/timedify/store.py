@@ -25,6 +25,8 @@ from timedify.models import (
 )
 
 _INSERT_CACHE: dict[str, Insert] = {}
+# Attempt outcomes that are failures (an ignored duplicate or stale event is not one).
+FAILED_OUTCOMES = (EventState.RETRYING, EventState.DEAD)
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
@@ -117,7 +119,7 @@ def activity_by_topic(conn: Connection, since: datetime) -> dict[str, TopicActiv
     for topic, failures in conn.execute(
         select(e.topic, func.count())
         .join(a, a.event_pk == e.id)
-        .where(and_(a.outcome != "processed", a.finished_at >= since, real))
+        .where(and_(a.outcome.in_(FAILED_OUTCOMES), a.finished_at >= since, real))
         .group_by(e.topic)
     ):
         stats.setdefault(topic, {})["failures_in_window"] = failures

@@ -48,6 +48,8 @@ class Services:
     health: HealthProbe
     wakeup: threading.Event = field(default_factory=threading.Event)
     background: list[Any] = field(default_factory=list)
+    # `alive()` of the background services that have one (the in-process worker), for /health.
+    alive_checks: list[Callable[[], bool]] = field(default_factory=list)
 
 
 # A background service the lifespan starts and stops (the in-process worker is one).
@@ -98,8 +100,17 @@ def _build_services(settings: Settings) -> Services:
         wakeup.set()
 
     committer = GroupCommitter(engine, max_queue=settings.ingest_max_queue, on_commit=committed)
-    probe = HealthProbe(settings, read_engine, committer.state, migrate.head_revision())
-    return Services(settings, engine, read_engine, committer, metrics, probe, wakeup)
+    alive_checks: list[Callable[[], bool]] = []
+
+    def worker_alive() -> bool | None:
+        return all(check() for check in alive_checks) if alive_checks else None
+
+    probe = HealthProbe(
+        settings, read_engine, committer.state, migrate.head_revision(), worker_alive
+    )
+    return Services(
+        settings, engine, read_engine, committer, metrics, probe, wakeup, alive_checks=alive_checks
+    )
 
 
 def _lifespan(
@@ -111,6 +122,8 @@ def _lifespan(
         services.background = [factory(services) for factory in factories]
         for item in services.background:
             item.start()
+            if callable(getattr(item, "alive", None)):
+                services.alive_checks.append(item.alive)
         log.info("service_started", version=__version__, database=_db_kind(services.settings))
         try:
             yield

@@ -11,6 +11,7 @@ import orjson
 from tests.conftest import SHOP, settings_env
 from tests.support.helpers import events
 from tests.support.servers import ServiceProcess, service_env
+from timedify.migrate import head_revision
 
 
 def timedify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +51,9 @@ def test_migrate_status_then_apply(tmp_path: Path) -> None:
     env = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
     status = timedify(env, "migrate", "--status", "--json")
     assert status.returncode == 1
-    assert orjson.loads(status.stdout)["pending"] == ["0001"]
+    pending = orjson.loads(status.stdout)["pending"]
+    assert pending[0] == "0001"
+    assert pending[-1] == head_revision()
     applied = timedify(env, "migrate")
     assert applied.returncode == 0, applied.stderr
     after = timedify(env, "migrate", "--status", "--json")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import Table, select
 
+from timedify import shopify, store
 from timedify.db import make_engine
-from timedify.models import WebhookEvent
-from timedify.testing import SignedWebhook
+from timedify.models import EventState, WebhookEvent
+from timedify.testing import SignedWebhook, signed_webhook
 
 
 def table_rows(db_url: str, table: Table | Any = None) -> list[dict[str, Any]]:
@@ -34,3 +37,94 @@ def post_webhook(
     return httpx.post(
         url + (path or hook.path()), content=hook.body, headers=hook.headers, timeout=timeout
     )
+
+
+def store_event(
+    db_url: str,
+    topic: str,
+    shop: str,
+    *,
+    payload: dict[str, Any] | bytes | None = None,
+    webhook_id: str | None = None,
+    event_id: str | None = None,
+    triggered_at: datetime | None = None,
+) -> str:
+    """Store one delivery the way ingest does (without HTTP); return its webhook id."""
+    return store_events(
+        db_url,
+        [
+            signed_webhook(
+                topic,
+                shop,
+                "unused",
+                payload=payload,
+                webhook_id=webhook_id,
+                event_id=event_id,
+                triggered_at=triggered_at,
+            )
+        ],
+    )[0]
+
+
+def store_events(db_url: str, hooks: list[SignedWebhook]) -> list[str]:
+    """Store many deliveries in one transaction, as the ingest path would have."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "webhook_id": hook.webhook_id,
+            "topic": hook.topic,
+            "shop_domain": hook.headers["X-Shopify-Shop-Domain"],
+            "event_id": hook.headers["X-Shopify-Event-Id"],
+            "triggered_at": shopify.parse_timestamp(hook.headers["X-Shopify-Triggered-At"]),
+            "api_version": hook.headers["X-Shopify-Api-Version"],
+            "received_at": now,
+            "payload": hook.body,
+            "state": EventState.RECEIVED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "processed_at": None,
+            "synthetic": False,
+        }
+        for hook in hooks
+    ]
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            store.insert_events(conn, rows)
+    finally:
+        engine.dispose()
+    return [hook.webhook_id for hook in hooks]
+
+
+def execute(db_url: str, statement: Any) -> None:
+    """Run one statement in its own transaction (test set-up)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(statement)
+    finally:
+        engine.dispose()
+
+
+def drain(settings: Any, handlers: Any = None, max_rounds: int = 500) -> None:
+    """Run a worker until no event is waiting (retries included), in this thread."""
+    from timedify.handlers import HANDLERS
+    from timedify.worker import Worker
+
+    engine = make_engine(settings.database_url)
+    worker = Worker(settings, engine, handlers=handlers or HANDLERS)
+    waiting = (EventState.RECEIVED, EventState.RETRYING, EventState.PROCESSING)
+    try:
+        for _ in range(max_rounds):
+            if worker.run_once():
+                continue
+            with engine.connect() as conn:
+                left = conn.execute(
+                    select(WebhookEvent.id).where(WebhookEvent.state.in_(waiting)).limit(1)
+                ).first()
+            if left is None:
+                return
+            time.sleep(0.02)  # a retry that is not due yet
+        raise AssertionError("events still waiting after draining")
+    finally:
+        engine.dispose()

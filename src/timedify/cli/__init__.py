@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from timedify import __version__
-from timedify.cli import console, migrate, service, webhooks
+from timedify.cli import console, deadletters, migrate, service, webhooks, worker
 from timedify.errors import ConfigError, TimedifyError
 
 app = typer.Typer(
@@ -43,6 +43,8 @@ def _root(
 service.register(app)
 migrate.register(app)
 webhooks.register(app)
+worker.register(app)
+deadletters.register(app)
 
 
 def main() -> None:

@@ -31,3 +31,13 @@ def status_line(ok: bool | None, text: str) -> None:
     """✅/⚠️/❌ line: True ok, None warning, False failure."""
     mark = OK if ok else (WARN if ok is None else FAIL)
     out.print(f"{mark} {text}", markup=False)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns on stdout, never wrapped or cut (pipes and greps see whole values)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for line in [headers, *rows]:
+        text = "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True))
+        out.print(
+            text.rstrip(), markup=False, soft_wrap=True, style="bold" if line is headers else None
+        )

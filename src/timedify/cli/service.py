@@ -10,7 +10,8 @@ from timedify import migrate
 from timedify.db import engine_for
 from timedify.logs import configure_logging
 from timedify.settings import Settings, load_settings
-from timedify.web import BackgroundFactory, create_app
+from timedify.web import BackgroundFactory, Services, create_app
+from timedify.worker import Worker
 
 
 def register(app: typer.Typer) -> None:
@@ -55,8 +56,15 @@ def prepare(settings: Settings) -> None:
 
 
 def background_services(settings: Settings) -> list[BackgroundFactory]:
-    """What runs beside the HTTP server in this process."""
-    return []
+    """What runs beside the HTTP server: the worker, unless WORKER_IN_PROCESS=false."""
+    return [in_process_worker] if settings.worker_in_process else []
+
+
+def in_process_worker(services: Services) -> Worker:
+    """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
+    return Worker(
+        services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
+    )
 
 
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:

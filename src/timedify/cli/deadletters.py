@@ -1,0 +1,216 @@
+"""`timedify dead-letters`: list, show, replay and clean up dead letters (O6, P3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from timedify import deadletters, migrate
+from timedify.cli import console
+from timedify.db import engine_for
+from timedify.deadletters import Filters, ReplayResult
+from timedify.errors import DatabaseUnavailableError, TimedifyError
+from timedify.retry import RetryPolicy
+from timedify.settings import Settings, load_settings
+
+EXIT_CODES = (
+    "Exit codes: 0 success, 1 a replay failed again (it stays a dead letter), 2 invalid "
+    "configuration, 3 database behind (run `timedify migrate`), 4 database unreachable, "
+    "5 no such dead letter (or already resolved)."
+)
+app = typer.Typer(
+    name="dead-letters",
+    help="Events that exhausted their retries: list, show, replay, clean up.\n\n"
+    "Example: timedify dead-letters list --topic customers/redact --json\n\n" + EXIT_CODES,
+    no_args_is_help=True,
+)
+Topic = Annotated[str | None, typer.Option(help="Only this topic, e.g. app/uninstalled.")]
+Shop = Annotated[str | None, typer.Option(help="Only this shop domain.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app)
+
+
+@contextmanager
+def _database() -> Iterator[tuple[Settings, Engine]]:
+    settings = load_settings()
+    engine = engine_for(settings)
+    try:
+        migrate.require_current(engine)
+        yield settings, engine
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(f"database error: {type(exc).__name__}") from None
+    finally:
+        engine.dispose()
+
+
+@app.command(
+    "list",
+    help="List unresolved dead letters.\n\nExample: timedify dead-letters list "
+    "--shop demo.myshopify.com\n\n" + EXIT_CODES,
+)
+def list_command(
+    topic: Topic = None,
+    shop: Shop = None,
+    resolved: Annotated[bool, typer.Option(help="Include resolved ones.")] = False,
+    json: Json = False,
+) -> None:
+    with _database() as (_settings, engine), engine.connect() as conn:
+        items = deadletters.list_dead_letters(
+            conn, Filters(topic=topic, shop=shop, include_resolved=resolved)
+        )
+    if json:
+        console.print_json([item.to_json() for item in items])
+        return
+    if not items:
+        console.status_line(True, "no dead letters")
+        return
+    console.table(
+        ["ID", "TOPIC", "SHOP", "ATTEMPTS", "REPLAYS", "LAST FAILURE", "ERROR"],
+        [
+            [
+                str(i.id),
+                i.topic,
+                i.shop_domain,
+                str(i.attempts),
+                str(i.replays),
+                i.last_failed_at.isoformat(timespec="seconds"),
+                i.error[:80] + (f" [{i.resolution}]" if i.resolution else ""),
+            ]
+            for i in items
+        ],
+    )
+
+
+@app.command(
+    "show",
+    help="One dead letter: error, stack, attempts, payload size and keys "
+    "(never the payload itself).\n\nExample: timedify dead-letters show 12 --json\n\n" + EXIT_CODES,
+)
+def show_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
+) -> None:
+    with _database() as (_settings, engine), engine.connect() as conn:
+        item = deadletters.get(conn, dead_letter_id)
+    doc = item.to_json()
+    if json:
+        console.print_json(doc)
+        return
+    for key in (
+        "id",
+        "webhook_id",
+        "topic",
+        "shop_domain",
+        "attempts",
+        "replays",
+        "first_failed_at",
+        "last_failed_at",
+        "resolved_at",
+        "resolution",
+        "payload_bytes",
+        "payload_keys",
+        "error",
+    ):
+        console.out.print(f"{key}: {doc[key]}", markup=False)
+    console.out.print("attempts:", markup=False)
+    for attempt in item.attempt_log:
+        console.out.print(
+            f"  #{attempt['attempt']} {attempt['finished_at']} {attempt['outcome']} "
+            f"{attempt['error'] or ''}",
+            markup=False,
+        )
+    console.out.print(f"stack:\n{item.stack or ''}", markup=False)
+
+
+@app.command(
+    "replay",
+    help="Run dead letters through their handler again: one ID, or --all "
+    "(optionally filtered).\n\nExample: timedify dead-letters replay --all --topic "
+    "app/uninstalled --since 24h\n\n" + EXIT_CODES,
+)
+def replay_command(
+    dead_letter_id: Annotated[int | None, typer.Argument(metavar="[ID]")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every unresolved dead letter.")] = False,
+    topic: Topic = None,
+    shop: Shop = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only those that last failed since: 24h, 7d or ISO time.")
+    ] = None,
+    json: Json = False,
+) -> None:
+    if (dead_letter_id is None) == (not all_):
+        raise TimedifyError("give either a dead letter ID or --all")
+    if dead_letter_id is not None and (topic or shop or since):
+        raise TimedifyError("--topic, --shop and --since go with --all")
+    with _database() as (settings, engine):
+        lease = timedelta(seconds=settings.worker_lease_seconds)
+        policy = RetryPolicy.from_settings(settings)
+        if dead_letter_id is not None:
+            results = [deadletters.replay(engine, dead_letter_id, lease=lease, policy=policy)]
+        else:
+            filters = Filters(
+                topic=topic, shop=shop, since=deadletters.parse_since(since) if since else None
+            )
+            results = deadletters.replay_all(engine, filters, lease=lease, policy=policy)
+    _report(results, json)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _report(results: list[ReplayResult], json: bool) -> None:
+    if json:
+        console.print_json(
+            [
+                {"id": r.id, "topic": r.topic, "state": r.state, "ok": r.ok, "error": r.error}
+                for r in results
+            ]
+        )
+        return
+    if not results:
+        console.status_line(True, "nothing to replay")
+    for r in results:
+        text = f"dead letter {r.id} ({r.topic}): {r.state}"
+        console.status_line(r.ok, text if r.ok else f"{text}, still dead: {r.error}")
+
+
+@app.command(
+    "dismiss",
+    help="Resolve a dead letter without applying it (it can never apply, e.g. a malformed "
+    "payload), so /health stops warning about it.\n\nExample: timedify dead-letters dismiss 12"
+    "\n\n" + EXIT_CODES,
+)
+def dismiss_command(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
+) -> None:
+    with _database() as (_settings, engine):
+        deadletters.dismiss(engine, dead_letter_id)
+    if json:
+        console.print_json({"id": dead_letter_id, "resolution": "dismissed"})
+    else:
+        console.status_line(True, f"dead letter {dead_letter_id} dismissed")
+
+
+@app.command(
+    "cleanup",
+    help="Delete resolved dead letters resolved longer ago than "
+    "--older-than.\n\nExample: timedify dead-letters cleanup --older-than 30d\n\n" + EXIT_CODES,
+)
+def cleanup_command(
+    older_than: Annotated[str, typer.Option(help="Age: 30m, 12h, 7d, 2w.")] = "30d",
+    json: Json = False,
+) -> None:
+    age = deadletters.parse_age(older_than)
+    with _database() as (_settings, engine):
+        deleted = deadletters.cleanup(engine, age)
+    if json:
+        console.print_json({"deleted": deleted, "older_than_seconds": age.total_seconds()})
+    else:
+        console.status_line(True, f"deleted {deleted} resolved dead letter(s)")

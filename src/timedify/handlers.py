@@ -1,0 +1,239 @@
+"""One function per topic, applying a webhook to the app's own data (SPEC P4, P5).
+
+Every handler runs inside the caller's transaction (the worker commits it together with the
+exactly-once ledger entry and the event's new state), is idempotent, and returns None when it
+applied the event or a short note saying why it deliberately did not (a stale event, P5).
+Handlers never log personal data: they log nothing at all; the worker logs the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from timedify import appdata, shopify
+from timedify.queue import ClaimedEvent
+from timedify.redaction import Customer, load, scrub
+
+Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
+COMPLIANCE_DEADLINE = timedelta(days=30)
+NO_CUSTOMER_DATA = (
+    "Timedify stores no customer records. The only data about customers it can hold is inside "
+    "stored webhook payloads, listed here."
+)
+
+
+class InvalidPayload(ValueError):
+    """The payload lacks what the topic's handler needs (retried, then a dead letter)."""
+
+
+def app_uninstalled(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Delete the shop's sessions (and access tokens) and mark it uninstalled."""
+    at = event_time(event, None)
+    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+        return stale
+    shop = appdata.get_shop(conn, event.shop_domain)
+    if shop is not None and shop["installed_at"] is not None and shop["installed_at"] > at:
+        return "stale: the shop installed the app again after this uninstall"
+    appdata.delete_sessions(conn, event.shop_domain)
+    previous = shop["uninstalled_at"] if shop is not None else None
+    appdata.upsert_shop(
+        conn,
+        event.shop_domain,
+        now,
+        installed=False,
+        uninstalled_at=max(at, previous) if previous else at,
+    )
+    return None
+
+
+def app_scopes_update(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Record the shop's currently granted scopes on the shop and its sessions."""
+    payload = _object(event)
+    current = payload.get("current")
+    if not isinstance(current, list):
+        raise InvalidPayload("app/scopes_update payload has no `current` list")
+    at = event_time(event, payload)
+    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+        return stale
+    shop = appdata.get_shop(conn, event.shop_domain)
+    if shop is not None:
+        if shop["scopes_updated_at"] is not None and shop["scopes_updated_at"] > at:
+            return "stale: newer scopes are already recorded"
+        if not shop["installed"] and shop["uninstalled_at"] and shop["uninstalled_at"] > at:
+            return "stale: the shop uninstalled the app after this change"
+    scopes = ",".join(sorted({str(s).strip() for s in current if str(s).strip()}))
+    appdata.set_session_scopes(conn, event.shop_domain, scopes, now)
+    appdata.upsert_shop(conn, event.shop_domain, now, scopes=scopes, scopes_updated_at=at)
+    return None
+
+
+def app_subscriptions_update(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Mirror the subscription; the shop's plan status follows its newest subscription."""
+    sub = _object(event).get("app_subscription")
+    if not isinstance(sub, dict) or not sub.get("admin_graphql_api_id"):
+        raise InvalidPayload("app_subscriptions/update payload has no `app_subscription` id")
+    at = event_time(event, sub)
+    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+        return stale
+    updated = shopify.parse_timestamp(_str(sub.get("updated_at")))
+    existing = appdata.get_subscription(conn, str(sub["admin_graphql_api_id"]))
+    if existing is not None and _newer(existing, at, updated):
+        return "stale: a newer state of this subscription is already recorded"
+    appdata.upsert_subscription(
+        conn,
+        {
+            "id": str(sub["admin_graphql_api_id"]),
+            "shop_domain": event.shop_domain,
+            "name": _str(sub.get("name")),
+            "status": _str(sub.get("status")) or "UNKNOWN",
+            "shopify_created_at": shopify.parse_timestamp(_str(sub.get("created_at"))),
+            "shopify_updated_at": updated,
+            "triggered_at": at,
+            "updated_at": now,
+        },
+    )
+    status = appdata.current_plan_status(conn, event.shop_domain)
+    appdata.upsert_shop(conn, event.shop_domain, now, plan_status=status)
+    return None
+
+
+def customers_data_request(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Open the compliance request (30-day deadline), produce its report and close it."""
+    payload = _object(event)
+    customer = _customer(payload, event.topic)
+    mentioned = [
+        {"webhook_id": webhook_id, "topic": topic}
+        for pk, webhook_id, topic, stored in appdata.payloads_of_shop(conn, event.shop_domain)
+        if pk != event.id and scrub(load(stored), customer)[1]
+    ]
+    report = {
+        "customer_records": 0,
+        "statement": NO_CUSTOMER_DATA,
+        "webhook_payloads_mentioning_customer": mentioned,
+    }
+    request = payload.get("data_request")
+    _record_compliance(
+        conn,
+        event,
+        now,
+        customer_ref=customer.reference(event.shop_domain),
+        data_request_ref=_str(request.get("id")) if isinstance(request, dict) else None,
+        report=report,
+    )
+    return None
+
+
+def customers_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Scrub the customer from every stored payload of the shop (this one included)."""
+    customer = _customer(_object(event), event.topic)
+    scrubbed = 0
+    for pk, _webhook_id, _topic, stored in list(appdata.payloads_of_shop(conn, event.shop_domain)):
+        clean, changed = scrub(load(stored), customer)
+        if changed:
+            appdata.set_payload(conn, pk, orjson.dumps(clean))
+            scrubbed += 1
+    _record_compliance(
+        conn,
+        event,
+        now,
+        customer_ref=customer.reference(event.shop_domain),
+        report={"customer_records": 0, "webhook_payloads_scrubbed": scrubbed},
+    )
+    return None
+
+
+def shop_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+    """Delete everything held for the shop; keep only the record that this was done, and when."""
+    appdata.erase_shop(
+        conn, event.shop_domain, keep_event=event.id, received_before=event.received_at
+    )
+    appdata.set_payload(conn, event.id, b"{}")
+    _record_compliance(conn, event, now, received_at=event_time(event, None), report=None)
+    return None
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "app/uninstalled": app_uninstalled,
+    "app/scopes_update": app_scopes_update,
+    "app_subscriptions/update": app_subscriptions_update,
+    "customers/data_request": customers_data_request,
+    "customers/redact": customers_redact,
+    "shop/redact": shop_redact,
+}
+
+
+def event_time(event: ClaimedEvent, payload: Any) -> datetime:
+    """When the merchant action happened: `X-Shopify-Triggered-At`, else the payload's
+    `updated_at`, else when we received it (P5)."""
+    if event.triggered_at is not None:
+        return event.triggered_at
+    if isinstance(payload, dict):
+        updated = shopify.parse_timestamp(_str(payload.get("updated_at")))
+        if updated is not None:
+            return updated
+    return event.received_at
+
+
+def _record_compliance(
+    conn: Connection,
+    event: ClaimedEvent,
+    now: datetime,
+    *,
+    report: dict[str, Any] | None,
+    customer_ref: str | None = None,
+    data_request_ref: str | None = None,
+    received_at: datetime | None = None,
+) -> None:
+    start = received_at or event.received_at
+    appdata.add_compliance_request(
+        conn,
+        {
+            "kind": event.topic,
+            "shop_domain": event.shop_domain,
+            "customer_ref": customer_ref,
+            "data_request_ref": data_request_ref,
+            "event_pk": event.id,
+            "received_at": start,
+            "deadline_at": start + COMPLIANCE_DEADLINE,
+            "status": "completed",
+            "completed_at": now,
+            "report": orjson.dumps(report).decode() if report is not None else None,
+        },
+    )
+
+
+def _stale_after_redaction(conn: Connection, shop: str, at: datetime) -> str | None:
+    redacted = appdata.redacted_at(conn, shop)
+    if redacted is not None and redacted >= at:
+        return "stale: the shop's data was erased (shop/redact) after this event"
+    return None
+
+
+def _newer(existing: Any, at: datetime, updated: datetime | None) -> bool:
+    if existing["triggered_at"] is not None and existing["triggered_at"] > at:
+        return True
+    stored = existing["shopify_updated_at"]
+    return stored is not None and updated is not None and stored > updated
+
+
+def _object(event: ClaimedEvent) -> dict[str, Any]:
+    payload = load(event.payload)
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"{event.topic} payload is not a JSON object")
+    return payload
+
+
+def _customer(payload: dict[str, Any], topic: str) -> Customer:
+    customer = Customer.from_payload(payload)
+    if not customer.known:
+        raise InvalidPayload(f"{topic} payload names no customer")
+    return customer
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,200 @@
+"""The worker (SPEC P1): a small loop, claim -> run -> persist outcome.
+
+`Worker.start()/stop()` run it in a thread inside `timedify serve` (a background service of the
+web app, woken by each ingest commit); `Worker.run()` is the blocking loop of `timedify worker`.
+Stopping is graceful: no new claims, the current event is finished, everything still claimed is
+released, and the heartbeat row says the worker stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from timedify import processing, queue
+from timedify.handlers import HANDLERS, Handler
+from timedify.logs import get_logger
+from timedify.metrics import Metrics
+from timedify.models import EventState, utcnow
+from timedify.processing import Outcome
+from timedify.queue import ClaimedEvent, WorkerIdentity
+from timedify.retry import RetryPolicy
+from timedify.settings import Settings
+
+log = get_logger("timedify.worker")
+_FORGET_STOPPED_AFTER = timedelta(days=7)
+
+
+class Worker:
+    """Processes due events until stopped; safe to run many at once (leases, SKIP LOCKED)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        handlers: Mapping[str, Handler] = HANDLERS,
+        wakeup: threading.Event | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._handlers = handlers
+        self._wakeup = wakeup or threading.Event()
+        self._metrics = metrics
+        self._policy = RetryPolicy.from_settings(settings)
+        self._lease = timedelta(seconds=settings.worker_lease_seconds)
+        # Heartbeats also extend the leases of the batch in hand, well before they expire.
+        self._beat_every = min(5.0, settings.worker_lease_seconds / 3)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._held: str | None = None
+        self._last_beat = float("-inf")
+        self.processed = 0
+        hostname = socket.gethostname()
+        self.identity = WorkerIdentity(
+            f"{hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}", hostname, os.getpid(), utcnow()
+        )
+
+    def start(self) -> None:
+        """Run the loop in a background thread (the in-process worker of `serve`)."""
+        self._thread = threading.Thread(target=self.run, name="timedify-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, finish the current event, release the rest, wait for the thread."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current event (safe from a signal handler)."""
+        self._stopping.set()
+        self._wakeup.set()
+
+    def alive(self) -> bool:
+        """False once the in-process worker thread has died (fails `/health`)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        """The blocking loop: until `request_stop()`, claim and process due events."""
+        log.info("worker_started", worker_id=self.identity.worker_id)
+        self._forget_old_workers()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    worked = self.run_once()
+                except Exception as exc:  # a database outage must not kill the worker
+                    log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
+                    self._stopping.wait(self._settings.worker_poll_seconds)
+                    continue
+                if not worked:
+                    self._wakeup.wait(self._settings.worker_poll_seconds)
+                    self._wakeup.clear()
+        finally:
+            self._shutdown()
+
+    def run_once(self) -> int:
+        """Claim one batch and process it; the number of events claimed."""
+        self._beat_if_due()
+        token = uuid.uuid4().hex
+        with self._engine.begin() as conn:
+            batch = queue.claim(
+                conn,
+                token=token,
+                limit=self._settings.worker_batch_size,
+                lease=self._lease,
+                now=utcnow(),
+            )
+        if not batch:
+            return 0
+        self._held = token
+        done = 0
+        try:
+            for event in batch:
+                if self._stopping.is_set():
+                    break
+                self._process(event)
+                done += 1
+                self._beat_if_due()
+        finally:
+            # Never keep (and keep extending) leases on events this loop will not process.
+            self._held = None
+            if done < len(batch):
+                self._release(token)
+        return len(batch)
+
+    def _process(self, event: ClaimedEvent) -> None:
+        started = time.perf_counter()
+        outcome = processing.process(
+            self._engine, event, policy=self._policy, handlers=self._handlers, rng=self._rng
+        )
+        duration = time.perf_counter() - started
+        self.processed += 1
+        if self._metrics is not None:
+            self._metrics.processed.labels(event.topic, outcome.state).inc()
+            self._metrics.processing_latency.labels(event.topic).observe(duration)
+        _log_outcome(event, outcome, duration)
+
+    def _beat_if_due(self) -> None:
+        if time.monotonic() - self._last_beat < self._beat_every:
+            return
+        now = utcnow()
+        with self._engine.begin() as conn:
+            queue.heartbeat(conn, self.identity, now=now, processed=self.processed)
+            if self._held is not None:
+                queue.extend_leases(conn, self._held, now + self._lease)
+        self._last_beat = time.monotonic()
+
+    def _release(self, token: str) -> None:
+        with self._engine.begin() as conn:
+            released = queue.release(conn, [token])
+        if released:
+            log.info("worker_released_events", count=released)
+
+    def _forget_old_workers(self) -> None:
+        try:
+            with self._engine.begin() as conn:
+                queue.forget_stopped_workers(conn, utcnow() - _FORGET_STOPPED_AFTER)
+        except Exception as exc:  # housekeeping only; the loop reports database trouble
+            log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
+
+    def _shutdown(self) -> None:
+        try:
+            with self._engine.begin() as conn:
+                queue.heartbeat(
+                    conn, self.identity, now=utcnow(), processed=self.processed, stopped=True
+                )
+        except Exception as exc:  # leases expire on their own; say that we could not clean up
+            log.warning("worker_stop_incomplete", error_class="db", error_type=type(exc).__name__)
+        log.info("worker_stopped", worker_id=self.identity.worker_id, processed=self.processed)
+
+
+def _log_outcome(event: ClaimedEvent, outcome: Outcome, duration: float) -> None:
+    fields = {
+        "topic": event.topic,
+        "shop": event.shop_domain,
+        "webhook_id": event.webhook_id,
+        "status": outcome.state,
+        "attempt": event.attempts,
+        "duration_ms": round(duration * 1000, 1),
+    }
+    if outcome.state in (EventState.PROCESSED, EventState.IGNORED):
+        log.info("event_processed", note=outcome.note, **fields)
+    elif outcome.state == EventState.RETRYING:
+        log.warning("event_failed", error_class="webhook", error_type=outcome.error_class, **fields)
+    elif outcome.state == EventState.DEAD:
+        log.error(
+            "event_dead_lettered", error_class="webhook", error_type=outcome.error_class, **fields
+        )
+    else:
+        log.warning("event_lease_lost", **fields)

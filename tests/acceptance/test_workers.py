@@ -1,0 +1,154 @@
+"""P1 with real `timedify worker` processes: exactly once across processes, crashes, SIGTERM."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import fresh_database, settings_env
+from tests.support.helpers import events, store_events, table_rows
+from tests.support.servers import WorkerProcess
+from timedify.db import make_engine
+from timedify.models import AppliedEvent, EventAttempt, EventState, WebhookEvent, WorkerHeartbeat
+from timedify.testing import SignedWebhook, signed_webhook
+
+pytestmark = pytest.mark.slow
+
+
+def subscription_hooks(count: int) -> list[SignedWebhook]:
+    """`count` independent merchant actions: one subscription of its own shop each."""
+    hooks = []
+    for i in range(count):
+        shop = f"shop-{i}.myshopify.com"
+        payload = {
+            "app_subscription": {
+                "admin_graphql_api_id": f"gid://shopify/AppSubscription/{i}",
+                "name": "Basic",
+                "status": "ACTIVE",
+                "updated_at": "2026-05-01T12:00:00+00:00",
+            }
+        }
+        hooks.append(signed_webhook("app_subscriptions/update", shop, "x", payload=payload))
+    return hooks
+
+
+def count(db_url: str, stmt: Any) -> int:
+    # Read-only: a writable SQLite connection would queue for the write lock with the workers.
+    engine = make_engine(db_url, read_only=True, busy_timeout_ms=10_000)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def processed_attempts(db_url: str) -> int:
+    return count(
+        db_url,
+        select(func.count()).select_from(EventAttempt).where(EventAttempt.outcome == "processed"),
+    )
+
+
+def in_state(db_url: str, *states: EventState) -> int:
+    e = WebhookEvent
+    return count(db_url, select(func.count()).select_from(e).where(e.state.in_(states)))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_applied_exactly_once(db_url: str, total: int) -> None:
+    rows = events(db_url)
+    assert len(rows) == total
+    assert {r["state"] for r in rows} == {EventState.PROCESSED}
+    per_event = Counter(
+        a["event_pk"] for a in table_rows(db_url, EventAttempt) if a["outcome"] == "processed"
+    )
+    assert len(per_event) == total
+    assert set(per_event.values()) == {1}, "an event was applied more than once"
+    assert len(table_rows(db_url, AppliedEvent)) == total
+
+
+@contextmanager
+def workers(env: dict[str, str], tmp_path: Path, n: int) -> Iterator[list[WorkerProcess]]:
+    procs = [WorkerProcess(env, tmp_path / f"worker{i}.log").start() for i in range(n)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+
+
+def test_two_worker_processes_on_postgresql_apply_each_event_once(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """P1: two processes share 2000 events through SKIP LOCKED; each is applied exactly once."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="10", WORKER_POLL_SECONDS="0.05")
+    total = 2000
+    with workers(env, tmp_path, 2) as procs:
+        wait_for(
+            lambda: count(db_url, select(func.count()).select_from(WorkerHeartbeat)) == 2,
+            30,
+            "two heartbeats",
+        )
+        store_events(db_url, subscription_hooks(total))
+        wait_for(lambda: in_state(db_url, EventState.PROCESSED) == total, 180, "all processed")
+        for proc in procs:
+            assert proc.terminate() == 0
+    assert_applied_exactly_once(db_url, total)
+    beats = table_rows(db_url, WorkerHeartbeat)
+    assert sum(b["processed"] for b in beats) == total
+    assert all(b["processed"] > 0 for b in beats), "both workers took part"
+    assert all(b["stopped_at"] is not None for b in beats)
+
+
+def test_killed_worker_leaves_events_to_be_reclaimed_after_the_lease(
+    db_url: str, tmp_path: Path
+) -> None:
+    """P1: SIGKILL with a batch in hand; after the lease expires another worker applies each
+    of those events, once."""
+    env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="100", WORKER_LEASE_SECONDS="5")
+    total = 600
+    store_events(db_url, subscription_hooks(total))
+    with workers(env, tmp_path, 1) as [first]:
+        wait_for(lambda: processed_attempts(db_url) >= 50, 60, "the first worker to get going")
+        first.kill()
+    stranded = in_state(db_url, EventState.PROCESSING)
+    assert stranded > 0, "the worker was killed holding claimed events"
+    assert processed_attempts(db_url) < total
+    with workers(env, tmp_path, 1) as [second]:
+        wait_for(lambda: in_state(db_url, EventState.PROCESSED) == total, 120, "all processed")
+        assert second.terminate() == 0
+    assert_applied_exactly_once(db_url, total)
+    assert sum(1 for e in events(db_url) if e["attempts"] == 2) >= stranded
+
+
+def test_sigterm_leaves_no_event_in_processing(db_url: str, tmp_path: Path) -> None:
+    """P1: SIGTERM finishes the current event, releases the claimed rest, exits 0."""
+    env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="200")
+    total = 1000
+    store_events(db_url, subscription_hooks(total))
+    with workers(env, tmp_path, 1) as [worker]:
+        wait_for(lambda: processed_attempts(db_url) >= 20, 60, "the worker to get going")
+        assert worker.terminate() == 0
+        logs = worker.logs()
+    assert in_state(db_url, EventState.PROCESSING) == 0
+    assert in_state(db_url, EventState.RECEIVED) > 0, "stopped before the end, as intended"
+    assert '"worker_stopped"' in logs
+    assert "Traceback" not in logs
+    [beat] = table_rows(db_url, WorkerHeartbeat)
+    assert beat["stopped_at"] is not None
+    assert beat["processed"] == in_state(db_url, EventState.PROCESSED)

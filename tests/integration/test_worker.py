@@ -1,0 +1,259 @@
+"""P1-P3: retries, dead letters, replay, leases and graceful stop, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from tests.conftest import SHOP, make_settings
+from tests.support.helpers import drain, events, store_event, store_events, table_rows
+from timedify import deadletters, processing, queue, store
+from timedify.db import make_engine
+from timedify.handlers import HANDLERS, Handler
+from timedify.models import (
+    AppliedEvent,
+    DeadLetter,
+    EventAttempt,
+    EventState,
+    ShopSession,
+    WorkerHeartbeat,
+)
+from timedify.queue import ClaimedEvent
+from timedify.retry import RetryPolicy
+from timedify.settings import Settings
+from timedify.testing import signed_webhook
+from timedify.worker import Worker
+
+EMAIL = "john@example.com"
+
+
+class Broken(Exception):
+    pass
+
+
+def broken(_conn: Connection, _event: ClaimedEvent, _now: datetime) -> str | None:
+    # The message quotes a payload value, as careless exceptions do: it must not be stored.
+    raise Broken(f"cannot handle customer {EMAIL}")
+
+
+BROKEN: Mapping[str, Handler] = {**HANDLERS, "customers/redact": broken}
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path, retry_max_attempts=3, retry_base_seconds=0.01)
+
+
+def test_failing_handler_becomes_dead_letter_after_max_attempts(
+    settings: Settings, db_url: str
+) -> None:
+    """P2/P3: three attempts, each recorded, then a dead letter with error and stack, no PII."""
+    hook = store_event(db_url, "customers/redact", SHOP)
+    drain(settings, BROKEN)
+    [event] = events(db_url)
+    assert event["state"] == EventState.DEAD
+    assert event["attempts"] == 3
+    attempts = table_rows(db_url, EventAttempt)
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    assert [a["outcome"] for a in attempts] == ["retrying", "retrying", "dead"]
+    assert {a["error_class"] for a in attempts} == {"Broken"}
+    [dead] = table_rows(db_url, DeadLetter)
+    assert (dead["topic"], dead["shop_domain"], dead["attempts"]) == ("customers/redact", SHOP, 3)
+    assert dead["first_failed_at"] <= dead["last_failed_at"]
+    assert dead["error"].startswith("Broken: cannot handle customer")
+    assert "Traceback" in dead["stack"]
+    assert "broken" in dead["stack"]
+    for text in [
+        dead["error"],
+        dead["stack"],
+        event["last_error"],
+        *[a["error"] for a in attempts],
+    ]:
+        assert EMAIL not in text
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert store.dead_letters_by_topic(conn) == {"customers/redact": 1}
+        [view] = deadletters.list_dead_letters(conn, deadletters.Filters())
+    engine.dispose()
+    assert view.webhook_id == hook
+
+
+def replay(settings: Settings, dead_id: int, handlers: Mapping[str, Handler]) -> str:
+    engine = make_engine(settings.database_url)
+    try:
+        return deadletters.replay(
+            engine,
+            dead_id,
+            lease=timedelta(seconds=60),
+            policy=RetryPolicy.from_settings(settings),
+            handlers=handlers,
+        ).state
+    finally:
+        engine.dispose()
+
+
+def test_failed_replay_stays_dead_and_fixed_replay_resolves(
+    settings: Settings, db_url: str
+) -> None:
+    """P3: a replay that fails again keeps the dead letter (count, last error); once fixed it
+    succeeds through the same handler and the dead letter is resolved."""
+    store_event(db_url, "customers/redact", SHOP)
+    drain(settings, BROKEN)
+    [dead] = table_rows(db_url, DeadLetter)
+
+    assert replay(settings, dead["id"], BROKEN) == EventState.DEAD
+    [again] = table_rows(db_url, DeadLetter)
+    assert (again["attempts"], again["replays"], again["resolved_at"]) == (4, 1, None)
+    assert again["last_failed_at"] >= dead["last_failed_at"]
+    assert events(db_url)[0]["state"] == EventState.DEAD
+
+    assert replay(settings, dead["id"], HANDLERS) == EventState.PROCESSED
+    [resolved] = table_rows(db_url, DeadLetter)
+    assert resolved["resolved_at"] is not None
+    assert (resolved["resolution"], resolved["replays"]) == ("replayed", 2)
+    assert events(db_url)[0]["state"] == EventState.PROCESSED
+    with pytest.raises(deadletters.DeadLetterNotFound):
+        replay(settings, dead["id"], HANDLERS)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert store.dead_letters_by_topic(conn) == {}
+    engine.dispose()
+
+
+def test_replay_all_with_filters_and_cleanup(settings: Settings, db_url: str) -> None:
+    store_event(db_url, "customers/redact", SHOP)
+    store_event(db_url, "customers/redact", "other-shop.myshopify.com")
+    drain(settings, BROKEN)
+    engine = make_engine(db_url)
+    try:
+        policy = RetryPolicy.from_settings(settings)
+        results = deadletters.replay_all(
+            engine,
+            deadletters.Filters(shop=SHOP),
+            lease=timedelta(seconds=60),
+            policy=policy,
+        )
+        assert [(r.topic, r.ok) for r in results] == [("customers/redact", True)]
+        assert deadletters.cleanup(engine, timedelta(days=1)) == 0  # resolved just now
+        assert deadletters.cleanup(engine, timedelta(0)) == 1
+        with engine.connect() as conn:
+            [left] = deadletters.list_dead_letters(conn, deadletters.Filters())
+        assert left.shop_domain == "other-shop.myshopify.com"
+    finally:
+        engine.dispose()
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_cannot_write(
+    settings: Settings, db_url: str
+) -> None:
+    """P1: worker A's lease expires, B re-claims and applies; A's late attempt changes nothing."""
+    store_event(db_url, "app/uninstalled", SHOP, event_id="evt-1")
+    engine = make_engine(db_url)
+    policy = RetryPolicy.from_settings(settings)
+    try:
+        expired = timedelta(seconds=-60)  # A's lease ran out long ago
+        with engine.begin() as conn:
+            [held_by_a] = queue.claim(
+                conn, token="a", limit=10, lease=expired, now=datetime.now(UTC)
+            )
+        with engine.begin() as conn:
+            [held_by_b] = queue.claim(
+                conn, token="b", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
+            )
+        assert held_by_b.id == held_by_a.id
+        assert held_by_b.attempts == 2
+        assert processing.process(engine, held_by_a, policy=policy).state == "lost"
+        assert processing.process(engine, held_by_b, policy=policy).state == EventState.PROCESSED
+        assert processing.process(engine, held_by_a, policy=policy).state == "lost"
+    finally:
+        engine.dispose()
+    assert len(table_rows(db_url, AppliedEvent)) == 1
+    assert [a["outcome"] for a in table_rows(db_url, EventAttempt)] == ["processed"]
+
+
+def test_stop_finishes_current_event_and_releases_the_rest(settings: Settings, db_url: str) -> None:
+    """P1/SIGTERM semantics: nothing is left in `processing` after a graceful stop."""
+    store_events(db_url, [signed_webhook("app/uninstalled", SHOP, "x") for _ in range(5)])
+    started, go = threading.Event(), threading.Event()
+
+    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        started.set()
+        assert go.wait(10)
+        return HANDLERS["app/uninstalled"](conn, event, now)
+
+    engine = make_engine(db_url)
+    worker = Worker(settings, engine, handlers={**HANDLERS, "app/uninstalled": slow})
+    worker.start()
+    try:
+        assert started.wait(10)
+        assert worker.alive()
+        stopper = threading.Thread(target=worker.stop)
+        stopper.start()
+        go.set()
+        stopper.join(15)
+        assert not worker.alive()
+    finally:
+        go.set()
+        worker.stop()
+        engine.dispose()
+    states = sorted(e["state"] for e in events(db_url))
+    assert states == ["processed", "received", "received", "received", "received"]
+    assert all(e["attempts"] == 0 for e in events(db_url) if e["state"] == "received")
+    assert all(e["lease_token"] is None for e in events(db_url))
+    [beat] = table_rows(db_url, WorkerHeartbeat)
+    assert beat["stopped_at"] is not None
+    assert beat["processed"] == 1
+
+
+def test_worker_survives_handler_errors_and_keeps_going(settings: Settings, db_url: str) -> None:
+    store_event(db_url, "app_subscriptions/update", SHOP, payload={"unexpected": True})
+    good = store_event(db_url, "app/uninstalled", SHOP)
+    drain(settings)
+    states = {e["webhook_id"]: e["state"] for e in events(db_url)}
+    assert states[good] == EventState.PROCESSED
+    assert sorted(states.values()) == ["dead", "processed"]
+    [dead] = table_rows(db_url, DeadLetter)
+    assert dead["error"].startswith("InvalidPayload")
+    assert table_rows(db_url, ShopSession) == []
+
+
+def test_a_batch_interrupted_by_an_error_is_released_not_kept(
+    settings: Settings, db_url: str
+) -> None:
+    """Events the loop will not process are given back at once, not kept under a lease that
+    the heartbeat would go on extending."""
+    store_events(db_url, [signed_webhook("app/uninstalled", SHOP, "x") for _ in range(3)])
+
+    def crash(_conn: Connection, _event: ClaimedEvent, _now: datetime) -> str | None:
+        raise SystemExit("the loop itself is interrupted")
+
+    engine = make_engine(db_url)
+    worker = Worker(settings, engine, handlers={**HANDLERS, "app/uninstalled": crash})
+    try:
+        with pytest.raises(SystemExit):
+            worker.run_once()
+    finally:
+        engine.dispose()
+    assert {(e["state"], e["attempts"], e["lease_token"]) for e in events(db_url)} == {
+        ("received", 0, None)
+    }
+
+
+def test_ignored_duplicates_are_not_counted_as_failures(settings: Settings, db_url: str) -> None:
+    """H2: /health/webhooks failures count failed attempts, not deliberately ignored events."""
+    store_event(db_url, "app/uninstalled", SHOP, event_id="evt-1")
+    store_event(db_url, "app/uninstalled", SHOP, event_id="evt-1")
+    store_event(db_url, "customers/redact", SHOP)
+    drain(settings, BROKEN)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        activity = store.activity_by_topic(conn, datetime.now(UTC) - timedelta(hours=1))
+    engine.dispose()
+    assert activity["app/uninstalled"].failures_in_window == 0
+    assert activity["customers/redact"].failures_in_window == 3
+    assert activity["customers/redact"].dead_letters_in_window == 1
