@@ -177,7 +177,8 @@ def stored_events(database: Path) -> list[tuple[str, str]]:
 def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volume(
     site: Path, sandbox: Sandbox, request: pytest.FixtureRequest
 ) -> None:
-    """D1: migrate, serve, /health, HEALTHCHECK, a webhook, SIGTERM: only the volume changes."""
+    """D1: migrate, serve, /health, HEALTHCHECK, a processed webhook, SIGTERM; only the volume
+    changes."""
     visible = (site, Path(sys.prefix).resolve())
     before = snapshot(*visible)
     box, url, proc = request.getfixturevalue("service")
@@ -195,6 +196,11 @@ def test_installed_service_migrates_serves_and_stores_a_webhook_only_in_the_volu
     # The default database lives in the volume (TMP_DIR) and holds the acknowledged event.
     database = box.tmp / "timedify.sqlite3"
     assert [row[0] for row in stored_events(database)] == [hook.webhook_id]
+    # The worker runs in-process (WORKER_IN_PROCESS default) and processes it there too (P1).
+    deadline = time.monotonic() + 15
+    while stored_events(database)[0][1] != "processed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored_events(database) == [(hook.webhook_id, "processed")]
 
     stop_like_docker(proc, box.tmp.parent / "serve.log")
     assert run(box, *probe).returncode != 0, "HEALTHCHECK must fail once the service is gone"
