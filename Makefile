@@ -26,6 +26,7 @@ run: install .env
 ## The whole test suite, PostgreSQL included (a throwaway server started by the tests).
 test: install
 	bash scripts/ensure-postgres
+	bash scripts/ensure-bubblewrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## The reliability suite at 5x scale; appends its figures to docs/reliability.md.
@@ -40,6 +41,7 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff check --fix src tests

@@ -104,7 +104,11 @@ class WebhookEndpoint:
             return
         await _respond(send, 200, b'{"status":"accepted"}')
         elapsed = time.perf_counter() - started
-        self._metrics.acked.labels(delivery.topic, "new" if new else "duplicate").inc()
+        # Smoke-test deliveries are acknowledged like any other but kept out of the real counts.
+        outcome = "new" if new else "duplicate"
+        if delivery.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN:
+            outcome = "synthetic"
+        self._metrics.acked.labels(delivery.topic, outcome).inc()
         self._metrics.ack_latency.observe(elapsed)
         log.info(
             "webhook_accepted" if new else "webhook_duplicate",
@@ -189,7 +193,8 @@ class WebhookEndpoint:
             extra.append((b"allow", b"POST"))
         body = orjson.dumps({"error": rejection.reason, "detail": rejection.detail})
         await _respond(send, rejection.status, body, extra)
-        self._metrics.rejected.labels(rejection.reason).inc()
+        topic = self._metrics.topic_label(headers.get(shopify.TOPIC_HEADER))
+        self._metrics.rejected.labels(topic, rejection.reason).inc()
         fields = {
             "topic": headers.get(shopify.TOPIC_HEADER),
             "webhook_id": headers.get(shopify.WEBHOOK_ID_HEADER),

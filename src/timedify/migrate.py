@@ -41,6 +41,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision this code ships (a database at any of them can be migrated to head)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 def status(engine: Engine) -> MigrationStatus:
     """Current revision, head and the revisions still to apply."""
     script = ScriptDirectory.from_config(_config())

@@ -13,7 +13,21 @@ from typing import Annotated
 import typer
 
 from timedify import __version__
-from timedify.cli import console, deadletters, migrate, service, webhooks, worker
+from timedify.cli import (
+    backup,
+    checks,
+    config,
+    console,
+    deadletters,
+    logs,
+    migrate,
+    retention,
+    service,
+    smoke,
+    status,
+    webhooks,
+    worker,
+)
 from timedify.errors import ConfigError, TimedifyError
 
 app = typer.Typer(
@@ -54,6 +68,13 @@ migrate.register(app)
 webhooks.register(app)
 worker.register(app)
 deadletters.register(app)
+checks.register(app)
+logs.register(app)
+retention.register(app)
+smoke.register(app)
+status.register(app)
+config.register(app)
+backup.register(app)
 
 
 def main() -> None:
