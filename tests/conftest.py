@@ -44,6 +44,20 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster.destroy()
 
 
+@pytest.fixture
+def own_pg() -> Iterator[tuple[PgCluster, str]]:
+    """A PostgreSQL server of the test's own (to stop and start) and its migrated database."""
+    cluster = PgCluster().init().start()
+    url = cluster.create_database("timedify")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield cluster, url
+    finally:
+        cluster.destroy()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"

@@ -58,12 +58,14 @@ def process(
     """Run the event's handler and persist the outcome. A replay that fails stays dead (P3)."""
     started = clock()
     try:
-        return _apply(engine, event, handlers, started, clock, replay)
+        with engine.begin() as conn:
+            return _apply(conn, event, handlers, started, clock, replay)
     except LeaseLost:
         return Outcome("lost")
     except Exception as exc:
         rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        return _failed(engine, event, exc, policy, rng, started, clock, replay)
+        with engine.begin() as conn:
+            return _failed(conn, event, exc, policy, rng, started, clock, replay)
 
 
 def process_batch(
@@ -97,31 +99,19 @@ def process_batch(
             started = clock()
             savepoint = conn.begin_nested()
             try:
-                outcome = _apply_in(conn, event, handlers, started, clock, replay=False)
+                outcome = _apply(conn, event, handlers, started, clock, replay=False)
                 savepoint.commit()
             except LeaseLost:
                 savepoint.rollback()
                 outcome = Outcome("lost")
             except Exception as exc:
                 savepoint.rollback()
-                outcome = _failed_in(conn, event, exc, policy, rng, started, clock, replay=False)
+                outcome = _failed(conn, event, exc, policy, rng, started, clock, replay=False)
             outcomes.append(outcome)
     return outcomes
 
 
 def _apply(
-    engine: Engine,
-    event: ClaimedEvent,
-    handlers: Mapping[str, Handler],
-    started: datetime,
-    clock: Callable[[], datetime],
-    replay: bool,
-) -> Outcome:
-    with engine.begin() as conn:
-        return _apply_in(conn, event, handlers, started, clock, replay)
-
-
-def _apply_in(
     conn: Connection,
     event: ClaimedEvent,
     handlers: Mapping[str, Handler],
@@ -150,20 +140,6 @@ def _apply_in(
 
 
 def _failed(
-    engine: Engine,
-    event: ClaimedEvent,
-    exc: Exception,
-    policy: RetryPolicy,
-    rng: random.Random,
-    started: datetime,
-    clock: Callable[[], datetime],
-    replay: bool,
-) -> Outcome:
-    with engine.begin() as conn:
-        return _failed_in(conn, event, exc, policy, rng, started, clock, replay)
-
-
-def _failed_in(
     conn: Connection,
     event: ClaimedEvent,
     exc: Exception,

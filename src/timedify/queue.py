@@ -91,37 +91,33 @@ def claim(
     ids = list(conn.scalars(pick))
     if not ids:
         return []
-    rows = conn.execute(
+    rows = conn.execute(_lease(_E.id.in_(ids), token, now + lease))
+    events = [ClaimedEvent(**row._mapping) for row in rows]
+    # P5: within a batch, apply a shop's events in the order Shopify says they happened.
+    return sorted(events, key=lambda e: (e.triggered_at or e.received_at, e.id))
+
+
+def _lease(which: Any, token: str, until: datetime) -> Any:
+    """Take the events `which` selects: processing under `token` until `until`, one more try."""
+    return (
         update(_E)
-        .where(_E.id.in_(ids))
+        .where(which)
         .values(
             state=EventState.PROCESSING,
             lease_token=token,
-            lease_expires_at=now + lease,
+            lease_expires_at=until,
             attempts=_E.attempts + 1,
         )
         .returning(*_COLUMNS)
     )
-    events = [ClaimedEvent(**row._mapping) for row in rows]
-    # P5: within a batch, apply a shop's events in the order Shopify says they happened.
-    return sorted(events, key=lambda e: (e.triggered_at or e.received_at, e.id))
 
 
 def claim_dead(
     conn: Connection, event_pk: int, *, token: str, lease: timedelta, now: datetime
 ) -> ClaimedEvent | None:
     """Lease one dead event for a replay; None when it is not (or no longer) dead."""
-    row = conn.execute(
-        update(_E)
-        .where(_E.id == event_pk, _E.state == EventState.DEAD)
-        .values(
-            state=EventState.PROCESSING,
-            lease_token=token,
-            lease_expires_at=now + lease,
-            attempts=_E.attempts + 1,
-        )
-        .returning(*_COLUMNS)
-    ).first()
+    dead = and_(_E.id == event_pk, _E.state == EventState.DEAD)
+    row = conn.execute(_lease(dead, token, now + lease)).first()
     return ClaimedEvent(**row._mapping) if row is not None else None
 
 

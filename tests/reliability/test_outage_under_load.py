@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import SECRET, SHOP, make_settings
 from tests.integration.test_outage import sqlite_locked_by_another_process
@@ -21,8 +20,7 @@ from tests.support.helpers import events
 from tests.support.load import LoadResult, deliver, scaled
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
-from timedify import migrate
-from timedify.db import make_engine, sqlite_path
+from timedify.db import sqlite_path
 from timedify.testing import signed_webhook
 
 Fault = Callable[[], Awaitable[None]]
@@ -82,19 +80,6 @@ def check(
     assert result.acked == sent, "every webhook was eventually acknowledged (clients retried)"
     assert len(stored) == len(set(stored))
     assert set(stored) == sent, "every acknowledged webhook is stored, and nothing else"
-
-
-@pytest.fixture
-def own_pg() -> Iterator[tuple[PgCluster, str]]:
-    cluster = PgCluster().init().start()
-    url = cluster.create_database("timedify")
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    try:
-        yield cluster, url
-    finally:
-        cluster.destroy()
 
 
 def test_postgres_stopped_under_load(own_pg: tuple[PgCluster, str], tmp_path: Path) -> None:
