@@ -144,6 +144,9 @@ def test_service_still_consistent_after_fuzzing(fuzz_server: tuple[str, str]) ->
         ("X-Shopify-Event-Id", "e" * 400),
         ("X-Shopify-Triggered-At", "2026-13-45T99:99:99Z"),
         ("X-Shopify-Api-Version", "v\x01x"),
+        ("X-Shopify-Event-Id", "evt\x00"),
+        ("X-Shopify-Topic", "a" * 49 + "/" + "b" * 50),
+        ("X-Shopify-Topic", "a" * 50 + "/" + "b" * 50),
     ],
 )
 def test_odd_optional_headers_never_poison_a_commit(
