@@ -29,6 +29,14 @@ test: install
 	bash scripts/ensure-bubblewrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+## The reliability suite at 5x scale; appends its figures to docs/reliability.md.
+reliability: install
+	bash scripts/ensure-postgres
+	rm -f tmp/reliability-figures.jsonl && mkdir -p tmp
+	TIMEDIFY_RELIABILITY_SCALE=5 TIMEDIFY_RELIABILITY_FIGURES=$(CURDIR)/tmp/reliability-figures.jsonl \
+		$(BIN)/pytest -n 2 tests/reliability $(PYTEST_ARGS)
+	$(BIN)/python -m tests.support.figures tmp/reliability-figures.jsonl "make reliability" >> docs/reliability.md
+
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

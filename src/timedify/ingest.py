@@ -132,8 +132,10 @@ class WebhookEndpoint:
         self._metrics.received.labels(parsed.topic or "unknown").inc()
         topic = _required_topic(parsed.topic, path_topic)
         webhook_id = _required_id(parsed.webhook_id, "webhook_id", shopify.WEBHOOK_ID_HEADER)
-        if parsed.event_id is not None and len(parsed.event_id) > _MAX_ID_LENGTH:
-            raise Rejection(400, "invalid_event_id", "X-Shopify-Event-Id is too long")
+        # Optional headers are stored too: a value the database column refuses would fail the
+        # whole group-commit batch, so they are checked here like the required ones.
+        _optional(parsed.event_id, "event_id", shopify.EVENT_ID_HEADER, _MAX_ID_LENGTH)
+        _optional(parsed.api_version, "api_version", shopify.API_VERSION_HEADER, 32)
         payload = _json_object(body)
         shop = _shop_domain(topic, parsed.shop_domain, payload)
         return Delivery(topic, webhook_id, shop, parsed, body)
@@ -228,6 +230,11 @@ def _required_id(value: str | None, name: str, header: str) -> str:
     if len(value) > _MAX_ID_LENGTH or not value.isprintable():
         raise Rejection(400, f"invalid_{name}", f"the {header} header is malformed")
     return value
+
+
+def _optional(value: str | None, name: str, header: str, limit: int) -> None:
+    if value is not None and (len(value) > limit or not value.isprintable()):
+        raise Rejection(400, f"invalid_{name}", f"the {header} header is malformed")
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

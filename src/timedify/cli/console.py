@@ -112,13 +112,3 @@ def progress(description: str, total: int | None) -> Iterator[Advance]:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda done: bar.advance(task, done)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> None:
-    """Aligned columns on stdout, never wrapped or cut (pipes and greps see whole values)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in [headers, *rows]:
-        text = "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True))
-        out.print(
-            text.rstrip(), markup=False, soft_wrap=True, style="bold" if line is headers else None
-        )

@@ -84,7 +84,8 @@ def list_command(
     if not items:
         console.status_line(True, "no dead letters")
         return
-    console.table(
+    console.grid(
+        None,
         ["ID", "TOPIC", "SHOP", "ATTEMPTS", "REPLAYS", "LAST FAILURE", "ERROR"],
         [
             [
