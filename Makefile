@@ -29,13 +29,15 @@ test: install
 	bash scripts/ensure-bubblewrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-## The reliability suite at 5x scale; appends its figures to docs/reliability.md.
+## The reliability suite at 5x scale (RELIABILITY_SCALE=N to change); figures to docs/reliability.md.
+RELIABILITY_SCALE ?= 5
 reliability: install
 	bash scripts/ensure-postgres
 	rm -f tmp/reliability-figures.jsonl && mkdir -p tmp
-	TIMEDIFY_RELIABILITY_SCALE=5 TIMEDIFY_RELIABILITY_FIGURES=$(CURDIR)/tmp/reliability-figures.jsonl \
+	TIMEDIFY_RELIABILITY_SCALE=$(RELIABILITY_SCALE) TIMEDIFY_RELIABILITY_FIGURES=$(CURDIR)/tmp/reliability-figures.jsonl \
 		$(BIN)/pytest -n 2 tests/reliability $(PYTEST_ARGS)
-	$(BIN)/python -m tests.support.figures tmp/reliability-figures.jsonl "make reliability" >> docs/reliability.md
+	$(BIN)/python -m tests.support.figures tmp/reliability-figures.jsonl \
+		"make reliability RELIABILITY_SCALE=$(RELIABILITY_SCALE)" >> docs/reliability.md
 
 lint: install
 	$(BIN)/ruff check src tests
