@@ -26,6 +26,7 @@ run: install .env
 ## The whole test suite, PostgreSQL included (a throwaway server started by the tests).
 test: install
 	bash scripts/ensure-postgres
+	bash scripts/ensure-bubblewrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on
@@ -35,10 +36,21 @@ bench: install
 	bash scripts/ensure-postgres
 	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BIN)/python -m bench $(BENCH_ARGS)
 
+## The reliability suite at 5x scale (RELIABILITY_SCALE=N to change); figures to docs/reliability.md.
+RELIABILITY_SCALE ?= 5
+reliability: install
+	bash scripts/ensure-postgres
+	rm -f tmp/reliability-figures.jsonl && mkdir -p tmp
+	TIMEDIFY_RELIABILITY_SCALE=$(RELIABILITY_SCALE) TIMEDIFY_RELIABILITY_FIGURES=$(CURDIR)/tmp/reliability-figures.jsonl \
+		$(BIN)/pytest -n 2 tests/reliability $(PYTEST_ARGS)
+	$(BIN)/python -m tests.support.figures tmp/reliability-figures.jsonl \
+		"make reliability RELIABILITY_SCALE=$(RELIABILITY_SCALE)" >> docs/reliability.md
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff check --fix src tests bench

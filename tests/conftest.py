@@ -17,11 +17,20 @@ import pytest
 from tests.support.pgcluster import PgCluster
 from timedify import migrate
 from timedify.db import make_engine
+from timedify.logs import configure_logging
 from timedify.settings import Settings, load_settings
+
+pytest_plugins = ["tests.support.leakcheck"]
 
 SECRET = "test-secret-0123456789"
 PREVIOUS_SECRET = "previous-secret-9876543210"
 SHOP = "demo-shop.myshopify.com"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _json_logs() -> None:
+    """In-process services log through the production configuration (JSON, redaction)."""
+    configure_logging("INFO", "json")
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +42,20 @@ def pg_cluster() -> Iterator[PgCluster]:
     engine.dispose()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture
+def own_pg() -> Iterator[tuple[PgCluster, str]]:
+    """A PostgreSQL server of the test's own (to stop and start) and its migrated database."""
+    cluster = PgCluster().init().start()
+    url = cluster.create_database("timedify")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield cluster, url
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,22 @@ reads and writes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, delete, desc, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    bindparam,
+    delete,
+    desc,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from timedify.models import (
@@ -25,32 +36,44 @@ from timedify.models import (
 SHOP_REDACT = "shop/redact"
 
 
+# The statements every handler runs are built once with bound parameters: building a
+# SQLAlchemy statement costs more than running it, and the worker's drain rate is per-event work.
+_GET_SHOP = select(Shop.__table__).where(Shop.domain == bindparam("domain"))
+_DELETE_SESSIONS = delete(ShopSession).where(ShopSession.shop_domain == bindparam("domain"))
+_SET_SCOPES = (
+    update(ShopSession)
+    .where(ShopSession.shop_domain == bindparam("domain"))
+    .values(scope=bindparam("scopes"), updated_at=bindparam("now"))
+)
+
+
+@functools.cache
+def _upsert(dialect: str, table: Any, key: str, columns: frozenset[str]) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET each of `columns` to the proposed value."""
+    stmt: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: stmt.excluded[c] for c in sorted(columns)}
+    )
+
+
 def get_shop(conn: Connection, domain: str) -> RowMapping | None:
-    return conn.execute(select(Shop.__table__).where(Shop.domain == domain)).mappings().first()
+    return conn.execute(_GET_SHOP, {"domain": domain}).mappings().first()
 
 
 def upsert_shop(conn: Connection, domain: str, now: datetime, **values: Any) -> None:
     """Create the shop row if needed and set `values` on it."""
-    insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(Shop)
     row = {"domain": domain, "installed": True, "created_at": now, "updated_at": now, **values}
-    conn.execute(
-        insert.values(row).on_conflict_do_update(
-            index_elements=["domain"], set_={**values, "updated_at": now}
-        )
-    )
+    stmt = _upsert(conn.dialect.name, Shop.__table__, "domain", frozenset([*values, "updated_at"]))
+    conn.execute(stmt, row)
 
 
 def delete_sessions(conn: Connection, domain: str) -> int:
     """Remove the shop's sessions and with them its access tokens."""
-    return int(conn.execute(delete(ShopSession).where(ShopSession.shop_domain == domain)).rowcount)
+    return int(conn.execute(_DELETE_SESSIONS, {"domain": domain}).rowcount)
 
 
 def set_session_scopes(conn: Connection, domain: str, scopes: str, now: datetime) -> None:
-    conn.execute(
-        update(ShopSession)
-        .where(ShopSession.shop_domain == domain)
-        .values(scope=scopes, updated_at=now)
-    )
+    conn.execute(_SET_SCOPES, {"domain": domain, "scopes": scopes, "now": now})
 
 
 def get_subscription(conn: Connection, subscription_id: str) -> RowMapping | None:
@@ -59,9 +82,8 @@ def get_subscription(conn: Connection, subscription_id: str) -> RowMapping | Non
 
 
 def upsert_subscription(conn: Connection, values: dict[str, Any]) -> None:
-    insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(Subscription)
-    changes = {k: v for k, v in values.items() if k != "id"}
-    conn.execute(insert.values(values).on_conflict_do_update(index_elements=["id"], set_=changes))
+    columns = frozenset(k for k in values if k != "id")
+    conn.execute(_upsert(conn.dialect.name, Subscription.__table__, "id", columns), values)
 
 
 def current_plan_status(conn: Connection, domain: str) -> str | None:
@@ -75,12 +97,14 @@ def current_plan_status(conn: Connection, domain: str) -> str | None:
     ).scalar()
 
 
+_REDACTED_AT = select(func.max(ComplianceRequest.received_at)).where(
+    ComplianceRequest.shop_domain == bindparam("domain"), ComplianceRequest.kind == SHOP_REDACT
+)
+
+
 def redacted_at(conn: Connection, domain: str) -> datetime | None:
     """When the shop's data was last erased by `shop/redact`, if ever."""
-    c = ComplianceRequest
-    return conn.execute(
-        select(func.max(c.received_at)).where(c.shop_domain == domain, c.kind == SHOP_REDACT)
-    ).scalar()
+    return conn.execute(_REDACTED_AT, {"domain": domain}).scalar()
 
 
 def add_compliance_request(conn: Connection, values: dict[str, Any]) -> int:

@@ -29,6 +29,12 @@ class DatabaseBehindError(TimedifyError):
     exit_code = 3
 
 
+class DatabaseAheadError(TimedifyError):
+    """The database schema is newer than the code: a newer release migrated it."""
+
+    exit_code = 3
+
+
 class DatabaseUnavailableError(TimedifyError):
     """The database could not be reached or did not answer in time."""
 

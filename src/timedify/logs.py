@@ -105,9 +105,18 @@ class _TeeLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json", file: Path | None = None) -> None:
-    """Set up structlog and route the standard library's logs (uvicorn, alembic) through it."""
-    streams: list[IO[bytes]] = [sys.stdout.buffer]
+def configure_logging(
+    level: str = "INFO",
+    fmt: str = "json",
+    file: Path | None = None,
+    stream: IO[bytes] | None = None,
+) -> None:
+    """Set up structlog and route the standard library's logs (uvicorn, alembic) through it.
+
+    `stream` defaults to stdout (the service); toolkit commands pass stderr so their log lines
+    never mix with the data they print.
+    """
+    streams: list[IO[bytes]] = [stream or sys.stdout.buffer]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         streams.append(file.open("ab"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from timedify import shopify
+
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -31,8 +33,8 @@ class Metrics:
         )
         self.rejected = Counter(
             "timedify_webhooks_rejected_total",
-            "Webhook requests refused, by reason.",
-            ["reason"],
+            "Webhook requests refused, by topic (one of ours, else 'other') and reason.",
+            ["topic", "reason"],
             registry=self.registry,
         )
         self.ack_latency = Histogram(
@@ -71,6 +73,11 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+
+    @staticmethod
+    def topic_label(topic: str | None) -> str:
+        """A bounded label: an unsigned request's topic header is arbitrary text."""
+        return topic if topic in shopify.TOPICS else "other"
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from timedify.errors import DatabaseBehindError, DatabaseUnavailableError
+from timedify.errors import DatabaseAheadError, DatabaseBehindError, DatabaseUnavailableError
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision this code ships (a database at any of them can be migrated to head)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 def status(engine: Engine) -> MigrationStatus:
     """Current revision, head and the revisions still to apply."""
     script = ScriptDirectory.from_config(_config())
@@ -50,7 +57,13 @@ def status(engine: Engine) -> MigrationStatus:
         raise DatabaseUnavailableError(
             f"cannot read the database: {exc.__class__.__name__}"
         ) from exc
-    pending = tuple(rev.revision for rev in script.iterate_revisions(head, current or "base"))
+    try:
+        pending = tuple(rev.revision for rev in script.iterate_revisions(head, current or "base"))
+    except (CommandError, RevisionError):
+        raise DatabaseAheadError(
+            f"the database is at revision {current}, which this release does not know: a newer "
+            "release migrated it. Deploy that release (or restore a backup taken before it)."
+        ) from None
     return MigrationStatus(current=current, head=head, pending=tuple(reversed(pending)))
 
 

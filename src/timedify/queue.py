@@ -9,12 +9,25 @@ SQLite every write transaction starts with `BEGIN IMMEDIATE` (db.py), the single
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from timedify.models import (
@@ -78,38 +91,61 @@ def claim(
     ids = list(conn.scalars(pick))
     if not ids:
         return []
-    rows = conn.execute(
+    rows = conn.execute(_lease(_E.id.in_(ids), token, now + lease))
+    events = [ClaimedEvent(**row._mapping) for row in rows]
+    # P5: within a batch, apply a shop's events in the order Shopify says they happened.
+    return sorted(events, key=lambda e: (e.triggered_at or e.received_at, e.id))
+
+
+def _lease(which: Any, token: str, until: datetime) -> Any:
+    """Take the events `which` selects: processing under `token` until `until`, one more try."""
+    return (
         update(_E)
-        .where(_E.id.in_(ids))
+        .where(which)
         .values(
             state=EventState.PROCESSING,
             lease_token=token,
-            lease_expires_at=now + lease,
+            lease_expires_at=until,
             attempts=_E.attempts + 1,
         )
         .returning(*_COLUMNS)
     )
-    events = [ClaimedEvent(**row._mapping) for row in rows]
-    # P5: within a batch, apply a shop's events in the order Shopify says they happened.
-    return sorted(events, key=lambda e: (e.triggered_at or e.received_at, e.id))
 
 
 def claim_dead(
     conn: Connection, event_pk: int, *, token: str, lease: timedelta, now: datetime
 ) -> ClaimedEvent | None:
     """Lease one dead event for a replay; None when it is not (or no longer) dead."""
-    row = conn.execute(
-        update(_E)
-        .where(_E.id == event_pk, _E.state == EventState.DEAD)
-        .values(
-            state=EventState.PROCESSING,
-            lease_token=token,
-            lease_expires_at=now + lease,
-            attempts=_E.attempts + 1,
-        )
-        .returning(*_COLUMNS)
-    ).first()
+    dead = and_(_E.id == event_pk, _E.state == EventState.DEAD)
+    row = conn.execute(_lease(dead, token, now + lease)).first()
     return ClaimedEvent(**row._mapping) if row is not None else None
+
+
+# Statements the worker runs for every event are built once, with bound parameters: building a
+# SQLAlchemy statement costs more than executing it, and the drain rate is per-event work.
+_FENCED = and_(
+    _E.id == bindparam("event_pk"),
+    _E.lease_token == bindparam("token"),
+    _E.state == EventState.PROCESSING,
+)
+_HOLD = update(_E).where(_FENCED).values(lease_token=bindparam("token"))
+_FINISH = (
+    update(_E)
+    .where(_FENCED)
+    .values(
+        state=bindparam("new_state"),
+        processed_at=bindparam("now"),
+        lease_token=None,
+        lease_expires_at=None,
+        last_error=None,
+        note=bindparam("note"),
+    )
+)
+_ATTEMPT = insert(EventAttempt)
+
+
+def _fence(event: ClaimedEvent) -> dict[str, Any]:
+    return {"event_pk": event.id, "token": event.lease_token}
 
 
 def _fenced(event: ClaimedEvent) -> Any:
@@ -122,8 +158,7 @@ def _fenced(event: ClaimedEvent) -> Any:
 
 def hold(conn: Connection, event: ClaimedEvent) -> bool:
     """Lock the event's row for this transaction; False when the lease was lost to another."""
-    result = conn.execute(update(_E).where(_fenced(event)).values(lease_token=event.lease_token))
-    return result.rowcount == 1
+    return conn.execute(_HOLD, _fence(event)).rowcount == 1
 
 
 def record_applied(conn: Connection, event: ClaimedEvent, now: datetime) -> bool:
@@ -134,28 +169,15 @@ def record_applied(conn: Connection, event: ClaimedEvent, now: datetime) -> bool
         "event_pk": event.id,
         "applied_at": now,
     }
-    stmt = _dialect_insert(conn, AppliedEvent.__table__).values(values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["topic", "event_key"])
-    return conn.execute(stmt.returning(AppliedEvent.topic)).first() is not None
+    return conn.execute(_ledger_insert(conn.dialect.name), values).first() is not None
 
 
 def finish(
     conn: Connection, event: ClaimedEvent, state: EventState, note: str | None, now: datetime
 ) -> bool:
     """Mark a held event processed or ignored and give up its lease."""
-    result = conn.execute(
-        update(_E)
-        .where(_fenced(event))
-        .values(
-            state=state,
-            processed_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=None,
-            note=note,
-        )
-    )
-    return result.rowcount == 1
+    params = {**_fence(event), "new_state": state, "now": now, "note": note}
+    return conn.execute(_FINISH, params).rowcount == 1
 
 
 def schedule_retry(conn: Connection, event: ClaimedEvent, at: datetime, error: str) -> bool:
@@ -240,15 +262,16 @@ def record_attempt(
 ) -> None:
     """One row per attempt: its outcome and, for failures, the error class and message (P2)."""
     conn.execute(
-        insert(EventAttempt).values(
-            event_pk=event.id,
-            attempt=event.attempts,
-            started_at=started,
-            finished_at=finished,
-            outcome=outcome,
-            error_class=error_class,
-            error=error,
-        )
+        _ATTEMPT,
+        {
+            "event_pk": event.id,
+            "attempt": event.attempts,
+            "started_at": started,
+            "finished_at": finished,
+            "outcome": outcome,
+            "error_class": error_class,
+            "error": error,
+        },
     )
 
 
@@ -328,6 +351,15 @@ def forget_stopped_workers(conn: Connection, before: datetime) -> None:
     """Heartbeat rows of workers stopped long ago are noise."""
     w = WorkerHeartbeat
     conn.execute(delete(w).where(w.stopped_at.is_not(None), w.stopped_at < before))
+
+
+@functools.cache
+def _ledger_insert(dialect: str) -> Any:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(AppliedEvent.__table__).on_conflict_do_nothing(
+        index_elements=["topic", "event_key"]
+    )
+    return stmt.returning(AppliedEvent.topic)
 
 
 def _dialect_insert(conn: Connection, table: Table | Any) -> Any:

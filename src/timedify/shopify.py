@@ -35,7 +35,7 @@ TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
 API_VERSION_HEADER = "x-shopify-api-version"
 
 _SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}\.myshopify\.com$")
-_TOPIC = re.compile(r"^[a-z0-9_]{1,50}/[a-z0-9_]{1,50}$")
+_TOPIC = re.compile(r"^[a-z0-9_]{1,49}/[a-z0-9_]{1,50}$")  # fits the 100-char column
 _DIGEST_SIZE = hashlib.sha256().digest_size
 
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from timedify import __version__, migrate, shopify, store
+from timedify import __version__, migrate, shopify, store, synthetic
 from timedify.committer import GroupCommitter
 from timedify.db import engine_for
 from timedify.health import HealthProbe
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
             Route("/health/live", _live, methods=["GET", "HEAD"]),
             Route("/health/webhooks", _webhooks_health, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
+            *synthetic.routes(),
         ],
         lifespan=_lifespan(services, background or []),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import orjson
 from tests.conftest import SHOP, settings_env
 from tests.support.helpers import events
 from tests.support.servers import ServiceProcess, service_env
+from timedify import __version__
 from timedify.migrate import head_revision
 
 
@@ -92,3 +94,23 @@ def test_send_webhook_reports_an_unreachable_service(tmp_path: Path) -> None:
     result = timedify(env, "send-webhook", "shop/redact", "--url", "http://127.0.0.1:9")
     assert result.returncode == 4
     assert "could not reach" in result.stderr
+
+
+def test_version_prints_and_exits_0(tmp_path: Path) -> None:
+    result = timedify({}, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == __version__
+
+
+def test_a_database_newer_than_the_code_is_a_clear_error(tmp_path: Path) -> None:
+    """A rollback onto a database a newer release migrated: one line, exit 3, no traceback."""
+    db = tmp_path / "new.sqlite3"
+    env = settings_env(f"sqlite:///{db}", tmp_path)
+    assert timedify(env, "migrate").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    for command in (["migrate"], ["migrate", "--status"], ["serve"]):
+        result = timedify(env, *command)
+        assert result.returncode == 3, command
+        assert "newer release" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import fresh_database, settings_env
+from tests.support.checks import (
+    assert_applied_exactly_once,
+    count,
+    in_state,
+    processed_attempts,
+    wait_for,
+)
 from tests.support.helpers import events, store_events, table_rows
 from tests.support.servers import WorkerProcess
-from timedify.db import make_engine
-from timedify.models import AppliedEvent, EventAttempt, EventState, WebhookEvent, WorkerHeartbeat
+from timedify.models import EventState, WorkerHeartbeat
 from timedify.testing import SignedWebhook, signed_webhook
 
 pytestmark = pytest.mark.slow
@@ -37,48 +40,6 @@ def subscription_hooks(count: int) -> list[SignedWebhook]:
         }
         hooks.append(signed_webhook("app_subscriptions/update", shop, "x", payload=payload))
     return hooks
-
-
-def count(db_url: str, stmt: Any) -> int:
-    # Read-only: a writable SQLite connection would queue for the write lock with the workers.
-    engine = make_engine(db_url, read_only=True, busy_timeout_ms=10_000)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(stmt).scalar() or 0)
-    finally:
-        engine.dispose()
-
-
-def processed_attempts(db_url: str) -> int:
-    return count(
-        db_url,
-        select(func.count()).select_from(EventAttempt).where(EventAttempt.outcome == "processed"),
-    )
-
-
-def in_state(db_url: str, *states: EventState) -> int:
-    e = WebhookEvent
-    return count(db_url, select(func.count()).select_from(e).where(e.state.in_(states)))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def assert_applied_exactly_once(db_url: str, total: int) -> None:
-    rows = events(db_url)
-    assert len(rows) == total
-    assert {r["state"] for r in rows} == {EventState.PROCESSED}
-    per_event = Counter(
-        a["event_pk"] for a in table_rows(db_url, EventAttempt) if a["outcome"] == "processed"
-    )
-    assert len(per_event) == total
-    assert set(per_event.values()) == {1}, "an event was applied more than once"
-    assert len(table_rows(db_url, AppliedEvent)) == total
 
 
 @contextmanager

@@ -92,5 +92,8 @@ def test_metrics_count_what_was_sent(served: tuple[str, Any]) -> None:
     post_webhook(url, signed_webhook("app/uninstalled", SHOP, "wrong"))
     body = httpx.get(url + "/metrics").text
     assert 'timedify_webhooks_acked_total{outcome="new",topic="app/uninstalled"} 1.0' in body
-    assert 'timedify_webhooks_rejected_total{reason="invalid_signature"} 1.0' in body
+    assert (
+        'timedify_webhooks_rejected_total{reason="invalid_signature",topic="app/uninstalled"} 1.0'
+        in body
+    )
     assert 'timedify_webhook_backlog{topic="app/uninstalled"} 1.0' in body

@@ -13,6 +13,7 @@ from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, make_settings
 from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
+from timedify import shopify
 from timedify.models import EventState
 from timedify.testing import signed_webhook
 
@@ -42,14 +43,7 @@ def test_signed_webhook_is_stored_byte_for_byte(server: str, db_url: str) -> Non
 
 @pytest.mark.parametrize(
     "topic",
-    [
-        "app/uninstalled",
-        "app/scopes_update",
-        "app_subscriptions/update",
-        "customers/data_request",
-        "customers/redact",
-        "shop/redact",
-    ],
+    shopify.TOPICS,
 )
 def test_each_topic_path_and_the_unified_path_accept(server: str, db_url: str, topic: str) -> None:
     assert post(server, signed_webhook(topic, SHOP, SECRET)).status_code == 200

@@ -13,14 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import events, post_webhook
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
-from timedify import migrate
-from timedify.db import make_engine, sqlite_path
+from timedify.db import sqlite_path
 from timedify.testing import signed_webhook
 
 LOCKER = """
@@ -104,19 +102,6 @@ def test_sqlite_file_deleted_makes_health_fail(sqlite_url: str, tmp_path: Path) 
         assert health.status_code == 503
         assert "missing" in health.json()["checks"]["database:connection"][0]["output"]
         assert elapsed < 1
-
-
-@pytest.fixture
-def own_pg(tmp_path: Path) -> Iterator[tuple[PgCluster, str]]:
-    cluster = PgCluster().init().start()
-    url = cluster.create_database("timedify")
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    try:
-        yield cluster, url
-    finally:
-        cluster.destroy()
 
 
 def test_postgres_stopped_gives_503_and_health_fail_then_recovers(

@@ -58,7 +58,28 @@ def service_env(settings_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-class ServiceProcess:
+class _Subprocess:
+    """A `timedify` subprocess whose output goes to a log file."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ServiceProcess(_Subprocess):
     """`timedify serve` as a subprocess, its logs in a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
@@ -98,27 +119,13 @@ class ServiceProcess:
             time.sleep(0.05)
         raise RuntimeError(f"serve did not come up: {self.logs()}")
 
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 20) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
     def stop_gracefully(self, timeout: float = 20) -> bool:
         """SIGTERM; True when the service shut down cleanly (uvicorn re-raises the signal)."""
         code = self.terminate(timeout)
         return code in (0, -signal.SIGTERM) and '"service_stopped"' in self.logs()
 
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-
-class WorkerProcess:
+class WorkerProcess(_Subprocess):
     """`timedify worker` as a subprocess, its logs in a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
@@ -135,17 +142,3 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
         return self
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -13,7 +13,21 @@ from typing import Annotated
 import typer
 
 from timedify import __version__
-from timedify.cli import console, deadletters, migrate, service, webhooks, worker
+from timedify.cli import (
+    backup,
+    checks,
+    config,
+    console,
+    deadletters,
+    logs,
+    migrate,
+    retention,
+    service,
+    smoke,
+    status,
+    webhooks,
+    worker,
+)
 from timedify.errors import ConfigError, TimedifyError
 
 app = typer.Typer(
@@ -27,17 +41,26 @@ app = typer.Typer(
 _verbose = {"on": False}
 
 
+def _print_version(value: bool) -> None:
+    # Eager: runs while the options are parsed, before click asks for a command.
+    if value:
+        console.out.print(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")
     ] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     _verbose["on"] = verbose
-    if version:
-        console.out.print(__version__)
-        raise typer.Exit(0)
 
 
 service.register(app)
@@ -45,6 +68,13 @@ migrate.register(app)
 webhooks.register(app)
 worker.register(app)
 deadletters.register(app)
+checks.register(app)
+logs.register(app)
+retention.register(app)
+smoke.register(app)
+status.register(app)
+config.register(app)
+backup.register(app)
 
 
 def main() -> None:

@@ -1,20 +1,35 @@
 """The only module that talks to the terminal: Rich consoles for data (stdout) and diagnostics.
 
-Colour only when a terminal is attached; plain text in pipes, cron and CI.
+Colour, tables and progress bars only when a terminal is attached; plain text in pipes, cron
+and CI (Rich detects the terminal; `NO_COLOR` is honoured by Rich itself).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import orjson
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OK, WARN, FAIL = "✅", "⚠️", "❌"
+LEVEL_STYLES = {
+    "debug": "dim",
+    "info": "green",
+    "warning": "yellow",
+    "error": "bold red",
+    "critical": "bold white on red",
+}
 
 
 def print_json(data: Any) -> None:
@@ -27,17 +42,73 @@ def error(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True)
 
 
+def mark(ok: bool | None) -> str:
+    """✅ for True, ⚠️ for None (warning), ❌ for False."""
+    return OK if ok else (WARN if ok is None else FAIL)
+
+
 def status_line(ok: bool | None, text: str) -> None:
     """✅/⚠️/❌ line: True ok, None warning, False failure."""
-    mark = OK if ok else (WARN if ok is None else FAIL)
-    out.print(f"{mark} {text}", markup=False)
+    out.print(f"{mark(ok)} {text}", markup=False)
 
 
-def table(headers: list[str], rows: list[list[str]]) -> None:
-    """Aligned columns on stdout, never wrapped or cut (pipes and greps see whole values)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in [headers, *rows]:
-        text = "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True))
-        out.print(
-            text.rstrip(), markup=False, soft_wrap=True, style="bold" if line is headers else None
-        )
+def plain(text: str) -> None:
+    """One line of text, printed as is (no markup interpretation)."""
+    out.print(text, markup=False)
+
+
+def heading(text: str) -> None:
+    out.print(Text(text, style="bold underline"))
+
+
+def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table: boxed with colour on a terminal, simple aligned columns otherwise."""
+    terminal = out.is_terminal
+    view = Table(
+        title=title,
+        box=box.ROUNDED if terminal else box.SIMPLE,
+        show_edge=terminal,
+        header_style="bold" if terminal else "",
+        title_justify="left",
+    )
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*(Text(str(cell)) for cell in row))
+    if terminal:
+        out.print(view)
+    else:
+        # A pipe has no width: never wrap a cell, so scripts and greps see whole rows.
+        needed = Measurement.get(out, out.options.update(max_width=10_000), view).maximum
+        Console(width=max(needed, out.width), highlight=False, file=sys.stdout).print(view)
+
+
+def log_line(level: str, text: str) -> None:
+    """One log line for `logs-watch`, coloured by level when a terminal is attached."""
+    out.print(Text(text, style=LEVEL_STYLES.get(level, "")))
+
+
+class Advance(Protocol):
+    def __call__(self, done: int) -> None: ...
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Advance]:
+    """A progress bar on stderr while a terminal is attached; silent otherwise.
+
+    Yields a callable that adds `done` units.
+    """
+    if not err.is_terminal:
+        yield lambda done: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.advance(task, done)

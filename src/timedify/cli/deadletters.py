@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from timedify import deadletters, migrate
 from timedify.cli import console
-from timedify.db import engine_for
-from timedify.deadletters import Filters, ReplayResult
 from timedify.errors import DatabaseUnavailableError, TimedifyError
-from timedify.retry import RetryPolicy
-from timedify.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from timedify.deadletters import ReplayResult
+    from timedify.settings import Settings
+
+# SQLAlchemy and the dead-letter module are imported inside the commands: every `timedify`
+# start registers this group, and the other commands must start fast (see cli/checks.py).
 
 EXIT_CODES = (
     "Exit codes: 0 success, 1 a replay failed again (it stays a dead letter), 2 invalid "
@@ -41,6 +43,12 @@ def register(root: typer.Typer) -> None:
 
 @contextmanager
 def _database() -> Iterator[tuple[Settings, Engine]]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from timedify import migrate
+    from timedify.db import engine_for
+    from timedify.settings import load_settings
+
     settings = load_settings()
     engine = engine_for(settings)
     try:
@@ -63,6 +71,9 @@ def list_command(
     resolved: Annotated[bool, typer.Option(help="Include resolved ones.")] = False,
     json: Json = False,
 ) -> None:
+    from timedify import deadletters
+    from timedify.deadletters import Filters
+
     with _database() as (_settings, engine), engine.connect() as conn:
         items = deadletters.list_dead_letters(
             conn, Filters(topic=topic, shop=shop, include_resolved=resolved)
@@ -73,7 +84,8 @@ def list_command(
     if not items:
         console.status_line(True, "no dead letters")
         return
-    console.table(
+    console.grid(
+        None,
         ["ID", "TOPIC", "SHOP", "ATTEMPTS", "REPLAYS", "LAST FAILURE", "ERROR"],
         [
             [
@@ -98,6 +110,8 @@ def list_command(
 def show_command(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
 ) -> None:
+    from timedify import deadletters
+
     with _database() as (_settings, engine), engine.connect() as conn:
         item = deadletters.get(conn, dead_letter_id)
     doc = item.to_json()
@@ -146,6 +160,10 @@ def replay_command(
     ] = None,
     json: Json = False,
 ) -> None:
+    from timedify import deadletters
+    from timedify.deadletters import Filters
+    from timedify.retry import RetryPolicy
+
     if (dead_letter_id is None) == (not all_):
         raise TimedifyError("give either a dead letter ID or --all")
     if dead_letter_id is not None and (topic or shop or since):
@@ -190,6 +208,8 @@ def _report(results: list[ReplayResult], json: bool) -> None:
 def dismiss_command(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
 ) -> None:
+    from timedify import deadletters
+
     with _database() as (_settings, engine):
         deadletters.dismiss(engine, dead_letter_id)
     if json:
@@ -207,6 +227,8 @@ def cleanup_command(
     older_than: Annotated[str, typer.Option(help="Age: 30m, 12h, 7d, 2w.")] = "30d",
     json: Json = False,
 ) -> None:
+    from timedify import deadletters
+
     age = deadletters.parse_age(older_than)
     with _database() as (_settings, engine):
         deleted = deadletters.cleanup(engine, age)

@@ -6,10 +6,7 @@ from typing import Annotated
 
 import typer
 
-from timedify import migrate as migrations
 from timedify.cli import console
-from timedify.db import engine_for
-from timedify.settings import load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +23,12 @@ def migrate(
     status: Annotated[bool, typer.Option("--status", help="Only report, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    # Imported here: every `timedify` start registers all commands, and alembic/SQLAlchemy
+    # would slow down the ones that do not need them.
+    from timedify import migrate as migrations
+    from timedify.db import engine_for
+    from timedify.settings import load_settings
+
     settings = load_settings()
     engine = engine_for(settings)
     try:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timedify import migrate
-from timedify.db import engine_for
-from timedify.logs import configure_logging
-from timedify.settings import Settings, load_settings
-from timedify.web import BackgroundFactory, Services, create_app
-from timedify.worker import Worker
+if TYPE_CHECKING:
+    from timedify.settings import Settings
+    from timedify.web import BackgroundFactory, Services
+    from timedify.worker import Worker
+
+# The service's modules are imported when `serve` runs, not when any `timedify` command starts:
+# toolkit commands such as `alerting-check` must start fast.
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +34,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
+    from timedify.settings import load_settings
+
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -46,8 +49,14 @@ def serve(
 
 
 def prepare(settings: Settings) -> None:
-    """Logging on, and refuse a database whose schema is behind (O1)."""
+    """Logging and error reporting on, and refuse a database whose schema is behind (O1)."""
+    from timedify import migrate
+    from timedify.db import engine_for
+    from timedify.errorreporting import init_sentry
+    from timedify.logs import configure_logging
+
     configure_logging(settings.log_level, settings.log_format, _log_file(settings))
+    init_sentry(settings)
     engine = engine_for(settings)
     try:
         migrate.require_current(engine)
@@ -62,6 +71,8 @@ def background_services(settings: Settings) -> list[BackgroundFactory]:
 
 def in_process_worker(services: Services) -> Worker:
     """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
+    from timedify.worker import Worker
+
     return Worker(
         services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
     )
@@ -84,6 +95,8 @@ def uvicorn_options() -> dict[str, Any]:
 
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
     import uvicorn
+
+    from timedify.web import create_app
 
     uvicorn.run(
         create_app(settings, background=background),

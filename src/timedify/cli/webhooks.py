@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import orjson
 import typer
 
 from timedify import shopify
 from timedify.cli import console
 from timedify.errors import TimedifyError
-from timedify.settings import load_settings
-from timedify.testing import signed_webhook
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +38,11 @@ def send_webhook(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 10.0,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
+    import httpx  # imported here so other commands start without it
+
+    from timedify.settings import load_settings
+    from timedify.testing import signed_webhook
+
     secret = load_settings().shopify_api_secret.get_secret_value()
     body: bytes | None = None
     if payload is not None:

@@ -7,11 +7,6 @@ from types import FrameType
 
 import typer
 
-from timedify.cli.service import prepare
-from timedify.db import engine_for
-from timedify.settings import load_settings
-from timedify.worker import Worker
-
 
 def register(app: typer.Typer) -> None:
     app.command(
@@ -24,6 +19,12 @@ def register(app: typer.Typer) -> None:
 
 
 def worker() -> None:
+    # Imported here so that other `timedify` commands start without the worker's stack.
+    from timedify.cli.service import prepare
+    from timedify.db import engine_for
+    from timedify.settings import load_settings
+    from timedify.worker import Worker
+
     settings = load_settings()
     prepare(settings)
     engine = engine_for(settings)

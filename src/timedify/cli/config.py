@@ -1,0 +1,46 @@
+"""`timedify config check`: every setting by name, ✅/⚠️/❌ and why, never a value (O9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from timedify.cli import console
+
+CHECK_HELP = """Check every setting (required and optional, secrets included) from the environment
+and the .env file: present and well-formed, with the reason when not. Values are never printed.
+
+Example: timedify config check --env-file .env
+
+Exit codes: 0 usable (warnings allowed), 1 a required setting is missing or one is malformed."""
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Configuration.", no_args_is_help=True)
+    group.command("check", help=CHECK_HELP)(check)
+    app.add_typer(group, name="config")
+
+
+def check(
+    env_file: Annotated[Path, typer.Option(help="The .env file to read (if it exists).")] = Path(
+        ".env"
+    ),
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    from timedify import configcheck
+
+    checks = configcheck.check_config(env_file)
+    failed = configcheck.has_failures(checks)
+    if json:
+        console.print_json({"ok": not failed, "settings": [c.to_json() for c in checks]})
+    else:
+        for item in checks:
+            tag = " (required)" if item.required else ""
+            console.status_line(item.ok, f"{item.name}{tag}: {item.reason}")
+        bad = sum(c.ok is False for c in checks)
+        warn = sum(c.ok is None for c in checks)
+        console.plain(f"\n{len(checks)} settings: {bad} errors, {warn} warnings")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,69 @@
+"""`timedify retention-cleanup`: delete what the retention policy says is too old (O5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from timedify.cli import console
+
+HELP = """Delete finished webhook events older than --days, dead letters resolved more than
+--dead-letter-days ago, and clear the reports of compliance requests completed more than
+--compliance-days ago. Works in batches of --batch-size rows, each its own short transaction,
+so the service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending
+events are never touched.
+
+Example: timedify retention-cleanup --days 30 --dry-run
+
+Exit codes: 0 done (or dry run), 2 invalid configuration, 4 database unreachable."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("retention-cleanup", help=HELP)(retention_cleanup)
+
+
+def retention_cleanup(
+    days: Annotated[int, typer.Option(min=1, help="Keep finished events this many days.")] = 30,
+    dead_letter_days: Annotated[
+        int, typer.Option(min=1, help="Keep resolved dead letters this many days.")
+    ] = 30,
+    compliance_days: Annotated[
+        int, typer.Option(min=1, help="Keep completed compliance reports this many days.")
+    ] = 30,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=50_000, help="Rows per transaction.")
+    ] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    from timedify import retention
+    from timedify.cli.common import command_logging, open_engine
+    from timedify.logs import get_logger
+
+    log = get_logger("timedify.retention")
+    settings = command_logging()
+    policy = retention.Policy(days, dead_letter_days, compliance_days, batch_size)
+    now = datetime.now(UTC)
+    with open_engine(settings) as engine:
+        with engine.connect() as conn:
+            planned = retention.plan(conn, policy, now)
+        if dry_run:
+            counts = planned
+        else:
+            with console.progress("retention cleanup", planned.total) as advance:
+                counts = retention.run(engine, policy, now, lambda _rule, done: advance(done))
+    log.info("retention_cleanup_finished", dry_run=dry_run, days=days, **counts.values)
+    verb = "would delete" if dry_run else "deleted"
+    if json:
+        console.print_json({"dry_run": dry_run, "policy": vars(policy), **counts.values})
+        return
+    console.plain(f"{verb} {counts.values['events']} webhook events (finished, > {days} days)")
+    console.plain(
+        f"{verb} {counts.values['dead_letters']} dead letters (resolved, > {dead_letter_days} days)"
+    )
+    console.plain(
+        f"{'would clear' if dry_run else 'cleared'} {counts.values['compliance_reports']} "
+        f"compliance reports (completed, > {compliance_days} days)"
+    )
