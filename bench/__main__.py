@@ -16,7 +16,7 @@ from bench.scenarios import Bench
 # Health runs first, on a database holding only the warm-up's events: with the ack runs' tens of
 # thousands of unprocessed events (the benchmark runs `serve --no-worker`) its backlog query would
 # measure a backlog no running worker lets grow.
-SCENARIOS = ("health", "ack", "memory", "drain")
+SCENARIOS = ("health", "ack", "memory", "drain", "alerting")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -33,6 +33,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
     parser.add_argument("--drain-seconds", type=float, default=45.0, help="bound of one drain")
+    parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
     parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
     return parser.parse_args(argv)
 
@@ -74,6 +75,7 @@ def main(argv: list[str]) -> int:
             cluster=cluster,
             drain_events=args.drain_events,
             drain_seconds=args.drain_seconds,
+            log_megabytes=args.log_mb,
         )
         scenarios.warm_up(bench)
         sections = []
@@ -85,6 +87,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.health(bench))
             elif name == "drain":
                 sections.append(scenarios.drain(bench))
+            elif name == "alerting":
+                sections.append(scenarios.alerting(bench))
             else:
                 sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
         sections.append(scenarios.targets(bench))
