@@ -16,7 +16,7 @@ from bench.scenarios import Bench
 # Health runs first, on a database holding only the warm-up's events: with the ack runs' tens of
 # thousands of unprocessed events (the benchmark runs `serve --no-worker`) its backlog query would
 # measure a backlog no running worker lets grow.
-SCENARIOS = ("health", "ack", "memory", "drain", "alerting")
+SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -32,8 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
     parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
-    parser.add_argument("--drain-seconds", type=float, default=45.0, help="bound of one drain")
+    parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
     parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
+    parser.add_argument("--retention-events", type=int, default=200_000, help="old events")
     parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
     return parser.parse_args(argv)
 
@@ -49,9 +50,10 @@ def main(argv: list[str]) -> int:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         secret = scenarios.new_secret()
         procs: dict[str, services.Process] = {}
+        urls: dict[str, str] = {}
         cluster = None
         if "sqlite" in databases:
-            url = services.sqlite_database(workdir)
+            url = urls["sqlite"] = services.sqlite_database(workdir)
             procs["sqlite"] = services.service("sqlite", url, secret, workdir)
             stack.callback(procs["sqlite"].stop)
         if "postgresql" in databases:
@@ -76,6 +78,8 @@ def main(argv: list[str]) -> int:
             drain_events=args.drain_events,
             drain_seconds=args.drain_seconds,
             log_megabytes=args.log_mb,
+            retention_events=args.retention_events,
+            database_urls=urls,
         )
         scenarios.warm_up(bench)
         sections = []
@@ -89,6 +93,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.drain(bench))
             elif name == "alerting":
                 sections.append(scenarios.alerting(bench))
+            elif name == "retention" and "sqlite" in procs:
+                sections.append(scenarios.retention_cleanup(bench))
             else:
                 sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
         sections.append(scenarios.targets(bench))

@@ -17,7 +17,7 @@ from pathlib import Path
 from tests.support.pgcluster import PgCluster
 
 from bench import drain as drains
-from bench import logscan, services, wrk
+from bench import logscan, retention, services, wrk
 from bench.report import table
 from bench.services import Process
 
@@ -28,6 +28,8 @@ TARGET_RSS_MB = 150.0
 TARGET_DRAIN_SQLITE = 2000.0
 TARGET_DRAIN_SCALING = 1.5
 TARGET_SCAN_VS_GREP = 1 / 3
+TARGET_RETENTION_ROWS = 50_000.0
+TARGET_RETENTION_P99 = 2.0
 HEALTH_CONNECTIONS = 16
 
 
@@ -46,6 +48,8 @@ class Bench:
     drain_events: int = 100_000
     drain_seconds: float = 45.0
     log_megabytes: int = 1024
+    retention_events: int = 1_000_000
+    database_urls: dict[str, str] = field(default_factory=dict)
     targets: list[list[str]] = field(default_factory=list)
     ack_c64: dict[str, float] = field(default_factory=dict)
     baseline_c64: float = float("nan")
@@ -257,6 +261,49 @@ def alerting(bench: Bench) -> str:
     return (
         "#### Alerting-check: scan of a generated log\n\n"
         + table(["tool", "MiB", "seconds", "MiB/s", "x grep"], rows)
+        + "\n"
+    )
+
+
+def retention_cleanup(bench: Bench) -> str:
+    """Old events deleted by `retention-cleanup` while ack traffic runs at c16 (O5)."""
+    proc = bench.services["sqlite"]
+    url = bench.database_urls["sqlite"]
+    retention.store_old_events(url, bench.retention_events)
+    idle = [
+        wrk.run(proc.url + "/webhooks", bench.webhooks(), connections=16, seconds=bench.seconds)
+        for _ in range(bench.repeat)
+    ]
+    cleanup = retention.Cleanup(url, bench.secret, bench.workdir)
+    during = []
+    while cleanup.running() and len(during) < 40:
+        during.append(wrk.run(proc.url + "/webhooks", bench.webhooks(), connections=16, seconds=2))
+    deleted = cleanup.wait(timeout=600)
+    rate = deleted / cleanup.seconds if cleanup.seconds else 0.0
+    idle_p99 = _median([r.p99_ms for r in idle])
+    during_p99 = _median([r.p99_ms for r in during])
+    bench.target("retention rows/s", rate, TARGET_RETENTION_ROWS, "", False)
+    bench.target("retention ack p99 x idle", during_p99 / idle_p99, TARGET_RETENTION_P99, "", True)
+    rows = [
+        [
+            "idle",
+            "-",
+            f"{_median([r.rps for r in idle]):,.0f}",
+            f"{idle_p99:.2f}",
+            str(sum(r.errors + r.non_2xx for r in idle)),
+        ],
+        [
+            "during cleanup",
+            f"{rate:,.0f}",
+            f"{_median([r.rps for r in during]):,.0f}",
+            f"{during_p99:.2f}",
+            str(sum(r.errors + r.non_2xx for r in during)),
+        ],
+    ]
+    return (
+        f"#### Retention: {deleted:,} old events deleted in {cleanup.seconds:.1f} s, "
+        "SQLite service under ack c16\n\n"
+        + table(["ack c16", "rows/s deleted", "ack req/s", "ack p99 ms", "errors+non-2xx"], rows)
         + "\n"
     )
 
