@@ -90,13 +90,15 @@ class HealthProbe:
     Concurrent requests share the probe in flight, and a probe result younger than `MAX_AGE`
     seconds answers from memory (one older than `REFRESH_AFTER` starts a new probe in the
     background): a deploy gate, load balancers and monitors polling at once cost one probe per
-    half second, and none of them waits for the database. What lives in this process - failing
+    tenth of a second, and none of them waits for the database. What lives in this process - failing
     webhook commits, a missing SQLite file, a stopped in-process worker - is checked on every
     request, so it is never stale.
     """
 
-    REFRESH_AFTER = 0.5
-    MAX_AGE = 1.0
+    # Short enough that a check run right after a change (a test, an operator's second look)
+    # sees the change; long enough that continuous polling never waits for the database.
+    REFRESH_AFTER = 0.1
+    MAX_AGE = 0.25
 
     def __init__(
         self,
