@@ -29,6 +29,13 @@ test: install
 	bash scripts/ensure-bubblewrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on
+## 127.0.0.1, installs wrk when missing and root; < 10 min on 2 cores). Appends to docs/benchmarks.md.
+## One scenario: make bench BENCH_ARGS="ack --db sqlite --repeat 1"
+bench: install
+	bash scripts/ensure-postgres
+	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BIN)/python -m bench $(BENCH_ARGS)
+
 ## The reliability suite at 5x scale (RELIABILITY_SCALE=N to change); figures to docs/reliability.md.
 RELIABILITY_SCALE ?= 5
 reliability: install
@@ -40,14 +47,14 @@ reliability: install
 		"make reliability RELIABILITY_SCALE=$(RELIABILITY_SCALE)" >> docs/reliability.md
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
 format: install
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 ## Re-resolve the pinned dependency sets after changing pyproject.toml.
 lock:

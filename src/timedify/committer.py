@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from timedify import store
+from timedify.db import WalCheckpointer
 from timedify.errors import DatabaseUnavailableError
 from timedify.logs import get_logger
 
@@ -27,11 +28,13 @@ _STOP = object()
 log = get_logger("timedify.ingest")
 
 
-@dataclass
-class _Pending:
-    row: dict[str, Any]
-    future: asyncio.Future[bool]
+@dataclass(slots=True)
+class _Handover:
+    """The rows one event loop submitted during one iteration, handed to the thread at once."""
+
     loop: asyncio.AbstractEventLoop
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    futures: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -71,10 +74,17 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._on_commit = on_commit
+        self._conn: Connection | None = None
+        self._checkpointer: WalCheckpointer | None = None
+        self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
+        self._submitted = 0
+        self._settled = 0  # written by the writer thread only
         self.state = CommitState()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="timedify-committer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_and_close, name="timedify-committer", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -86,22 +96,36 @@ class GroupCommitter:
         self._thread = None
 
     def submit(self, row: dict[str, Any]) -> asyncio.Future[bool]:
-        """Queue `row`; the future resolves to True (new) / False (duplicate) once committed."""
-        if self._queue.qsize() >= self._max_queue:
+        """Queue `row`; the future resolves to True (new) / False (duplicate) once committed.
+
+        Rows are handed to the writer thread once per event-loop iteration, not one by one:
+        every hand-over can wake the thread and make it take the GIL from the loop.
+        """
+        if self._submitted - self._settled >= self._max_queue:
             raise QueueFullError("ingest queue is full: the database is not keeping up")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._queue.put(_Pending(row, future, loop))
+        handover = self._open.get(loop)
+        if handover is None:
+            handover = self._open[loop] = _Handover(loop)
+            loop.call_soon(self._hand_over, loop)
+        handover.rows.append(row)
+        handover.futures.append(future)
+        self._submitted += 1  # written by the loop, read by anyone: only a bound depends on it
         return future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._open.pop(loop))
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch: list[_Pending] = [first]
+            batch: list[_Handover] = [first]
+            size = len(first.rows)
             stop = False
-            while len(batch) < self._max_batch:
+            while size < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -110,25 +134,86 @@ class GroupCommitter:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+                size += len(item.rows)
+            self._commit(batch, size)
             if stop:
                 return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _run_and_close(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            self._checkpointer = WalCheckpointer(self._engine)
         try:
-            with self._engine.begin() as conn:
-                inserted = store.insert_events(conn, [p.row for p in batch])
+            self._run()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
+
+    def _commit(self, batch: list[_Handover], size: int) -> None:
+        rows = [row for handover in batch for row in handover.rows]
+        try:
+            inserted = store.insert_events(self._connection(), rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
+            self._drop_connection()
             self._record_failure(exc)
             error = DatabaseUnavailableError(_short(exc))
-            _resolve(batch, lambda p: p.future.set_exception(error))
+            self._settle(batch, [error] * size)
             return
         with self.state.lock:
             self.state.last_success = time.monotonic()
             self.state.consecutive_failures = 0
-        _resolve(batch, lambda p: p.future.set_result(p.row["webhook_id"] in inserted))
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        outcomes: list[bool | Exception] = []
+        for row in rows:
+            # A webhook id repeated within one batch is new only the first time (W3).
+            outcomes.append(row["webhook_id"] in inserted)
+            inserted.discard(row["webhook_id"])
+        self._settle(batch, outcomes)
         if self._on_commit is not None:
-            self._on_commit(len(batch))
+            self._on_commit(size)
+
+    def _settle(self, batch: list[_Handover], outcomes: list[bool | Exception]) -> None:
+        """Settle every future of the batch with one callback per event loop (cheap under load)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
+        done = 0
+        for handover in batch:
+            settled = outcomes[done : done + len(handover.rows)]
+            by_loop.setdefault(handover.loop, []).extend(
+                zip(handover.futures, settled, strict=True)
+            )
+            done += len(handover.rows)
+        self._settled += done
+        for loop, items in by_loop.items():
+            # A loop that closed while we committed has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, items)
+
+    def _connection(self) -> Connection:
+        """The writer's connection, in autocommit: one statement per batch, which commits itself.
+
+        One connection for the thread's life: a pool checkout (and PostgreSQL's pre-ping round
+        trip) per batch cost more than the INSERT. In autocommit the whole batch is one call
+        into the driver, which gives the GIL to the event loop once, not once per BEGIN, INSERT
+        and COMMIT (each hand-back of the GIL waited for the busy loop). A failed batch drops
+        the connection and the next one connects afresh, so an outage heals without a restart.
+        """
+        if self._conn is None:
+            conn = self._engine.connect()
+            self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self._checkpointer is not None:
+                WalCheckpointer.take_over(self._conn.connection.driver_connection)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is already broken; only free it
+                conn.invalidate()
+                conn.close()
 
     def _record_failure(self, exc: Exception) -> None:
         with self.state.lock:
@@ -143,21 +228,14 @@ class GroupCommitter:
         )
 
 
-def _resolve(batch: list[_Pending], settle: Callable[[_Pending], None]) -> None:
-    """Settle every future of the batch with one callback per event loop (cheap under load)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
-    for pending in batch:
-        by_loop.setdefault(pending.loop, []).append(pending)
-    for loop, items in by_loop.items():
-
-        def settle_all(items: list[_Pending] = items) -> None:
-            for item in items:
-                if not item.future.done():
-                    settle(item)
-
-        # A loop that closed while we committed has nobody waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle_all)
+def _settle_all(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
+    for future, outcome in items:
+        if future.done():  # its request timed out and answered 503 already
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _short(exc: Exception) -> str:

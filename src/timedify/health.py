@@ -9,7 +9,6 @@ memory, so a database that reads but cannot commit (locked, full, read-only) als
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +85,20 @@ class HealthReport:
 
 
 class HealthProbe:
-    """Runs the checks with a hard time bound, never more than one database probe at a time."""
+    """Runs the checks with a hard time bound, never more than one database probe at a time.
+
+    Concurrent requests share the probe in flight, and a probe result younger than `MAX_AGE`
+    seconds answers from memory (one older than `REFRESH_AFTER` starts a new probe in the
+    background): a deploy gate, load balancers and monitors polling at once cost one probe per
+    tenth of a second, and none of them waits for the database. What lives in this process - failing
+    webhook commits, a missing SQLite file, a stopped in-process worker - is checked on every
+    request, so it is never stale.
+    """
+
+    # Short enough that a check run right after a change (a test, an operator's second look)
+    # sees the change; long enough that continuous polling never waits for the database.
+    REFRESH_AFTER = 0.1
+    MAX_AGE = 0.25
 
     def __init__(
         self,
@@ -102,7 +114,8 @@ class HealthProbe:
         self._head = head_revision
         self._worker_alive = worker_alive
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="timedify-health")
-        self._busy = threading.Semaphore(1)
+        self._inflight: asyncio.Future[list[tuple[str, Check]]] | None = None
+        self._recent: tuple[float, list[tuple[str, Check]]] | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -110,26 +123,52 @@ class HealthProbe:
     async def run(self) -> HealthReport:
         report = HealthReport()
         report.add("database:writes", self._write_check())
-        if not self._busy.acquire(blocking=False):
-            report.add("database:connection", Check("fail", "a previous probe is still waiting"))
+        path = sqlite_path(self._settings.database_url)
+        if path is not None and not path.exists():
+            report.add("database:connection", Check("fail", _MISSING))
             return report
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._database_checks)
-        future.add_done_callback(lambda _f: self._busy.release())
-        try:
-            async with asyncio.timeout(self._settings.health_timeout_seconds):
-                checks = await asyncio.shield(future)
-        except TimeoutError:
-            ms = round((time.perf_counter() - started) * 1000)
-            report.add("database:connection", Check("fail", f"no answer within {ms} ms"))
-            return report
-        except Exception as exc:  # any driver error means the database is not usable
-            report.add("database:connection", Check("fail", _describe(exc)))
-            return report
+        checks = self._recent_checks()
+        if checks is None:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._settings.health_timeout_seconds):
+                    checks = await asyncio.shield(self._probe())
+            except TimeoutError:
+                ms = round((time.perf_counter() - started) * 1000)
+                report.add("database:connection", Check("fail", f"no answer within {ms} ms"))
+                return report
+            except Exception as exc:  # any driver error means the database is not usable
+                report.add("database:connection", Check("fail", _describe(exc)))
+                return report
+        stopped = self._worker_alive() is False
         for name, check in checks:
-            report.add(name, check)
+            report.add(name, _worker_stopped() if stopped and name == "worker:heartbeat" else check)
         return report
+
+    def _recent_checks(self) -> list[tuple[str, Check]] | None:
+        if self._recent is None:
+            return None
+        measured, checks = self._recent
+        age = time.monotonic() - measured
+        if age >= self.MAX_AGE:
+            return None
+        if age >= self.REFRESH_AFTER:
+            self._probe()  # answer from memory now, have a newer result for the next ones
+        return checks
+
+    def _probe(self) -> asyncio.Future[list[tuple[str, Check]]]:
+        """The database probe in flight, started if there is none."""
+        if self._inflight is None:
+            started = time.monotonic()
+            future = asyncio.get_running_loop().run_in_executor(self._pool, self._database_checks)
+            future.add_done_callback(lambda f: self._probed(f, started))
+            self._inflight = future
+        return self._inflight
+
+    def _probed(self, future: asyncio.Future[list[tuple[str, Check]]], started: float) -> None:
+        self._inflight = None
+        if not future.cancelled() and future.exception() is None:
+            self._recent = (started, future.result())
 
     def _write_check(self) -> Check:
         state = self._commit_state
@@ -146,7 +185,7 @@ class HealthProbe:
     def _database_checks(self) -> list[tuple[str, Check]]:
         path = sqlite_path(self._settings.database_url)
         if path is not None and not path.exists():
-            raise FileNotFoundError("the SQLite database file is missing")
+            raise FileNotFoundError(_MISSING.removeprefix("FileNotFoundError: "))
         started = time.perf_counter()
         with self._engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
@@ -175,9 +214,8 @@ class HealthProbe:
         )
 
     def _heartbeat(self, conn: Connection) -> Check:
-        alive = self._worker_alive()
-        if alive is False:
-            return Check("fail", "the in-process worker has stopped", component_type="component")
+        if self._worker_alive() is False:
+            return _worker_stopped()
         last = store.latest_heartbeat(conn)
         if last is None:
             return Check("warn", "no worker has reported a heartbeat", component_type="component")
@@ -215,6 +253,13 @@ class HealthProbe:
             for topic, count in sorted(counts.items())
         ]
         return checks or [Check("pass", observed_value=0)]
+
+
+_MISSING = "FileNotFoundError: the SQLite database file is missing"
+
+
+def _worker_stopped() -> Check:
+    return Check("fail", "the in-process worker has stopped", component_type="component")
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +18,9 @@ import orjson
 
 from timedify import shopify
 from timedify.committer import GroupCommitter
+from timedify.deadlines import Deadlines
 from timedify.errors import DatabaseUnavailableError
-from timedify.logs import get_logger
+from timedify.logs import HotLogger, get_logger
 from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.settings import Settings
@@ -29,6 +30,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = get_logger("timedify.ingest")
+accepted_log = HotLogger("timedify.ingest")
 _JSON = (b"content-type", b"application/json")
 _MAX_ID_LENGTH = 255
 
@@ -83,16 +85,20 @@ class WebhookEndpoint:
     def __init__(self, settings: Settings, committer: GroupCommitter, metrics: Metrics) -> None:
         self._secrets = settings.webhook_secrets()
         self._limit = settings.max_body_bytes
-        self._body_timeout = settings.body_read_timeout_seconds
-        self._commit_timeout = settings.ingest_timeout_seconds
+        self._body_deadlines = Deadlines(settings.body_read_timeout_seconds)
+        self._commit_deadlines = Deadlines(settings.ingest_timeout_seconds)
         self._retry_after = str(settings.retry_after_seconds).encode()
         self._committer = committer
         self._metrics = metrics
+        # prometheus_client's labels() takes a lock and builds a key on every call; the label
+        # sets of the hot path are few, so their children are looked up once.
+        self._received: dict[str, Any] = {}
+        self._acked: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path_topic = shopify.TOPIC_PATHS.get(scope["path"].rstrip("/"))
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope["headers"])
         try:
             delivery = await self._accept(scope, headers, receive, path_topic)
             new = await self._store(delivery)
@@ -108,9 +114,14 @@ class WebhookEndpoint:
         outcome = "new" if new else "duplicate"
         if delivery.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN:
             outcome = "synthetic"
-        self._metrics.acked.labels(delivery.topic, outcome).inc()
+        acked = self._acked.get((delivery.topic, outcome))
+        if acked is None:
+            acked = self._acked[(delivery.topic, outcome)] = self._metrics.acked.labels(
+                delivery.topic, outcome
+            )
+        acked.inc()
         self._metrics.ack_latency.observe(elapsed)
-        log.info(
+        accepted_log.info(
             "webhook_accepted" if new else "webhook_duplicate",
             topic=delivery.topic,
             shop=delivery.shop_domain,
@@ -129,7 +140,7 @@ class WebhookEndpoint:
         if not shopify.verify_signature(body, parsed.hmac, self._secrets):
             reason = "missing_signature" if not parsed.hmac else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
-        self._metrics.received.labels(parsed.topic or "unknown").inc()
+        self._count_received(parsed.topic or "unknown")
         topic = _required_topic(parsed.topic, path_topic)
         webhook_id = _required_id(parsed.webhook_id, "webhook_id", shopify.WEBHOOK_ID_HEADER)
         # Optional headers are stored too: a value the database column refuses would fail the
@@ -140,29 +151,42 @@ class WebhookEndpoint:
         shop = _shop_domain(topic, parsed.shop_domain, payload)
         return Delivery(topic, webhook_id, shop, parsed, body)
 
+    def _count_received(self, topic: str) -> None:
+        counter = self._received.get(topic)
+        if counter is None:
+            counter = self._metrics.received.labels(topic)
+            if len(self._received) < 64:  # a sender inventing topics must not grow the cache
+                self._received[topic] = counter
+        counter.inc()
+
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
             raise self._too_large()
         chunks: list[bytes] = []
         size = 0
+        task = asyncio.current_task()
+        assert task is not None
+        wait = self._body_deadlines.start(task)
         try:
-            async with asyncio.timeout(self._body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise _Disconnected
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self._limit:
-                        raise Rejection(
-                            413, "body_too_large", f"the body exceeds {self._limit} bytes"
-                        )
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._limit:
+                    raise self._too_large()
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if not wait.expired:
+                raise
+            task.uncancel()
             raise Rejection(408, "body_timeout", "the body was not received in time") from None
+        finally:
+            wait.done()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> Rejection:
@@ -171,8 +195,11 @@ class WebhookEndpoint:
     async def _store(self, delivery: Delivery) -> bool:
         try:
             future = self._committer.submit(delivery.row(datetime.now(UTC)))
-            async with asyncio.timeout(self._commit_timeout):
+            wait = self._commit_deadlines.start(future)
+            try:
                 return await future
+            finally:
+                wait.done()
         except (DatabaseUnavailableError, TimeoutError) as exc:
             raise Rejection(
                 503,
@@ -210,6 +237,32 @@ class WebhookEndpoint:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             **{k: _truncate(v) for k, v in fields.items() if v is not None},
         )
+
+
+# The headers the endpoint reads; the others (user agent, tracing, ...) are never decoded.
+_WANTED = {
+    name.encode(): name
+    for name in (
+        "content-length",
+        shopify.HMAC_HEADER,
+        shopify.TOPIC_HEADER,
+        shopify.WEBHOOK_ID_HEADER,
+        shopify.EVENT_ID_HEADER,
+        shopify.SHOP_HEADER,
+        shopify.TRIGGERED_AT_HEADER,
+        shopify.API_VERSION_HEADER,
+    )
+}
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The wanted headers by lower-case name (W2: names are case-insensitive)."""
+    headers = {}
+    for name, value in raw:
+        wanted = _WANTED.get(name) or _WANTED.get(name.lower())
+        if wanted is not None:
+            headers[wanted] = value.decode("latin-1")
+    return headers
 
 
 def _required_topic(header_topic: str | None, path_topic: str | None) -> str:

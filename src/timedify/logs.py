@@ -7,9 +7,12 @@ any field whose name says it holds a secret or personal data, so a careless call
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,20 +53,45 @@ def _drop_forbidden(_logger: WrappedLogger, _name: str, event_dict: EventDict) -
 
 
 class _Tee:
-    """Writes each line to stdout and, when configured, to a file (thread-safe, line-buffered)."""
+    """Writes each line to stdout and, when configured, to a file (thread-safe).
+
+    Off the event loop a line is written and flushed at once. On the event loop - one line per
+    webhook under load - lines are collected and written with one system call per loop
+    iteration, at the end of the iteration that logged them: a write and its GIL hand-off per
+    line was the largest single cost of an acknowledgement after the database.
+    """
 
     def __init__(self, streams: list[IO[bytes]]) -> None:
         self._streams = streams
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held only to append or take the pending lines
+        self._write_lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._scheduled = False
 
     def write(self, data: bytes) -> None:
+        loop = _running_loop()
+        if loop is None:
+            self._write([data])
+            return
         with self._lock:
+            self._pending.append(data)
+            schedule, self._scheduled = not self._scheduled, True
+        if schedule:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines collected on the event loop (also at exit)."""
+        with self._lock:
+            lines, self._pending, self._scheduled = self._pending, [], False
+        if lines:
+            self._write(lines)
+
+    def _write(self, lines: list[bytes]) -> None:
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
+        with self._write_lock:
             for stream in self._streams:
                 stream.write(data)
                 stream.flush()
-
-    def flush(self) -> None:
-        pass
 
 
 class _TeeLogger:
@@ -93,6 +121,9 @@ def configure_logging(
         file.parent.mkdir(parents=True, exist_ok=True)
         streams.append(file.open("ab"))
     tee = _Tee(streams)
+    atexit.register(tee.flush)
+    global _hot_sink
+    _hot_sink = tee if fmt == "json" and logging.getLevelName(level) <= logging.INFO else None
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -142,8 +173,45 @@ class _TextStream:
         self._tee.write(text.encode())
 
     def flush(self) -> None:
-        pass
+        pass  # the tee writes each line (or each loop iteration's lines) itself
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def get_logger(name: str = "timedify") -> Any:
     return structlog.get_logger(name)
+
+
+# Where `HotLogger` writes its JSON lines; None sends them through structlog (console format,
+# a level above INFO, or logging not configured at all).
+_hot_sink: _Tee | None = None
+
+
+class HotLogger:
+    """`info()` for the line written once per accepted webhook, at a fraction of the cost.
+
+    It renders exactly what the structlog chain above renders for JSON (the fields, then
+    `event`, `level`, `time`; contextvars merged; forbidden fields redacted) but in one step
+    instead of a processor chain. Any other format or level goes through structlog unchanged.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._log = structlog.get_logger(name)
+
+    def info(self, event: str, **fields: Any) -> None:
+        sink = _hot_sink
+        if sink is None:
+            self._log.info(event, **fields)
+            return
+        fields["event"] = event
+        structlog.contextvars.merge_contextvars(None, "info", fields)
+        fields["level"] = "info"
+        fields["time"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        if not FORBIDDEN_FIELDS.isdisjoint(fields):
+            _drop_forbidden(None, "info", fields)
+        sink.write(orjson.dumps(fields) + b"\n")

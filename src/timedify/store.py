@@ -6,13 +6,13 @@ toolkit's statements live in their own modules under the same rule (`queue`, `de
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, and_, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.engine import Dialect
 
 from timedify.models import (
     PENDING_STATES,
@@ -24,26 +24,142 @@ from timedify.models import (
     webhook_events,
 )
 
-_INSERT_CACHE: dict[str, Insert] = {}
 # Attempt outcomes that are failures (an ignored duplicate or stale event is not one).
 FAILED_OUTCOMES = (EventState.RETRYING, EventState.DEAD)
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id, for this dialect."""
-    if dialect not in _INSERT_CACHE:
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(webhook_events).on_conflict_do_nothing(index_elements=["webhook_id"])
-        _INSERT_CACHE[dialect] = stmt.returning(webhook_events.c.webhook_id)
-    return _INSERT_CACHE[dialect]
+# The columns a delivery fills; the rest (lease, errors) start NULL.
+INGEST_COLUMNS = (
+    "webhook_id",
+    "topic",
+    "shop_domain",
+    "event_id",
+    "triggered_at",
+    "api_version",
+    "received_at",
+    "payload",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "processed_at",
+    "synthetic",
+)
+
+
+class _EventInsert:
+    """The hot INSERT of the ingest path, on the raw DBAPI cursor (W3, W4, W5).
+
+    One `INSERT ... ON CONFLICT (webhook_id) DO NOTHING` per batch (multi-row VALUES on SQLite,
+    one array per column through `unnest` on PostgreSQL): one statement, one round trip, and on
+    a connection in autocommit (the committer's) one commit, whatever the batch size. Values go
+    through the columns' own SQLAlchemy bind processors, so they are stored exactly as the ORM
+    would store them; only SQLAlchemy's per-execution machinery (cache lookups, execution
+    context, result objects) is skipped: it was most of the committer's CPU time.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        columns = [webhook_events.c[name] for name in INGEST_COLUMNS]
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        self._pairs = list(zip(INGEST_COLUMNS, processors, strict=True))
+        self._received_at = INGEST_COLUMNS.index("received_at")
+        self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._row = "(" + ", ".join([self._mark] * len(columns)) + ")"
+        # PostgreSQL names the new ids in the same round trip. pysqlite would step through
+        # RETURNING rows one by one, each step giving the GIL back to the event loop and waiting
+        # to get it again, so SQLite counts the inserted rows instead (see `__call__`).
+        self._returning = dialect.name != "sqlite"
+        table = WebhookEvent.__tablename__
+        self._insert = f"INSERT INTO {table} ({', '.join(INGEST_COLUMNS)}) VALUES "
+        self._conflict = " ON CONFLICT (webhook_id) DO NOTHING" + (
+            " RETURNING webhook_id" if self._returning else ""
+        )
+        self._select = f"SELECT webhook_id, received_at FROM {table} WHERE webhook_id IN "
+        self._sql: dict[tuple[bool, int], str] = {}
+        # PostgreSQL takes each column as one array: a single statement text for every batch
+        # size, which psycopg prepares once, instead of one parse and plan per size.
+        self._unnest: str | None = None
+        if dialect.name == "postgresql":
+            arrays = ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in columns)
+            self._unnest = (
+                f"INSERT INTO {table} ({', '.join(INGEST_COLUMNS)}) "
+                f"SELECT * FROM unnest({arrays}){self._conflict}"
+            )
+
+    def __call__(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> set[str]:
+        fresh: dict[str, dict[str, Any]] = {}
+        for row in rows:  # a webhook id repeated in the batch is stored (and new) once
+            fresh.setdefault(row["webhook_id"], row)
+        if self._unnest is not None:
+            cursor.execute(self._unnest, self._columns(fresh.values()))
+            return {row[0] for row in cursor.fetchall()}
+        values = self._parameters(fresh.values())
+        cursor.execute(self._statement(True, len(fresh)), values)
+        if self._returning:
+            return {row[0] for row in cursor.fetchall()}
+        if cursor.rowcount == len(fresh):
+            return set(fresh)  # the usual case: nothing was stored before
+        # Some ids were stored already. The rows stored now carry this batch's `received_at`
+        # (to the microsecond); an earlier delivery of the same id carries its own.
+        width = len(self._pairs)
+        ours = {
+            webhook_id: values[i * width + self._received_at] for i, webhook_id in enumerate(fresh)
+        }
+        cursor.execute(self._statement(False, len(ours)), list(ours))
+        return {wid for wid, received in cursor.fetchall() if ours[wid] == received}
+
+    def _statement(self, insert: bool, count: int) -> str:
+        sql = self._sql.get((insert, count))
+        if sql is None:
+            if insert:
+                sql = self._insert + ", ".join([self._row] * count) + self._conflict
+            else:
+                sql = self._select + "(" + ", ".join([self._mark] * count) + ")"
+            self._sql[(insert, count)] = sql
+        return sql
+
+    def _columns(self, rows: Iterable[dict[str, Any]]) -> list[list[Any]]:
+        rows = list(rows)
+        return [
+            [row[name] for row in rows] if process is None else [process(row[name]) for row in rows]
+            for name, process in self._pairs
+        ]
+
+    def _parameters(self, rows: Iterable[dict[str, Any]]) -> list[Any]:
+        flat: list[Any] = []
+        for row in rows:
+            for name, process in self._pairs:
+                value = row[name]
+                flat.append(value if process is None else process(value))
+        return flat
+
+
+_INSERTS: dict[str, _EventInsert] = {}
+# Statements stay far below SQLite's 32,766 and PostgreSQL's 65,535 parameters, and the
+# drivers' statement caches hold every size in use (db.py sizes SQLite's).
+MAX_ROWS_PER_STATEMENT = 128
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Store deliveries in the caller's transaction; return the webhook ids that were new (W3)."""
+    """Store deliveries; return the webhook ids that were new (W3).
+
+    Each row has the keys of `INGEST_COLUMNS`. A webhook id already stored (or repeated in
+    `rows`) is left as it is and is not in the result. The rows join the caller's transaction,
+    or, on a connection in autocommit, each statement of up to `MAX_ROWS_PER_STATEMENT` rows
+    commits by itself (W4: durable when this returns).
+    """
     if not rows:
         return set()
-    result = conn.execute(_insert_ignoring_duplicates(conn.dialect.name), list(rows))
-    return {row[0] for row in result}
+    insert = _INSERTS.get(conn.dialect.name)
+    if insert is None:
+        insert = _INSERTS[conn.dialect.name] = _EventInsert(conn.dialect)
+    cursor = conn.connection.cursor()
+    new: set[str] = set()
+    try:
+        for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+            new |= insert(cursor, rows[start : start + MAX_ROWS_PER_STATEMENT])
+    finally:
+        cursor.close()
+    return new
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -78,6 +78,21 @@ def in_process_worker(services: Services) -> Worker:
     )
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """How uvicorn serves the app; `bench/` serves its raw-ASGI baseline with exactly these."""
+    return {
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": 75,
+        "timeout_graceful_shutdown": 10,
+        "limit_concurrency": 2048,
+        "backlog": 4096,
+    }
+
+
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
     import uvicorn
 
@@ -87,15 +102,7 @@ def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
         create_app(settings, background=background),
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=2048,
-        backlog=4096,
+        **uvicorn_options(),
     )
 
 

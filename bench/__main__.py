@@ -1,0 +1,116 @@
+"""`python -m bench [ack] [health] [memory] [drain] [options]`: start, measure, record."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import report, scenarios, services, wrk
+from bench.scenarios import Bench
+
+# Health runs first, on a database holding only the warm-up's events: with the ack runs' tens of
+# thousands of unprocessed events (the benchmark runs `serve --no-worker`) its backlog query would
+# measure a backlog no running worker lets grow.
+SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
+DATABASES = ("sqlite", "postgresql")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks against a same-run raw-ASGI baseline (docs/benchmarks.md).",
+        epilog="Example: python -m bench ack --db sqlite --repeat 1",
+    )
+    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], default=[])
+    parser.add_argument("--db", action="append", choices=DATABASES, help="default: both")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
+    parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
+    parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
+    parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
+    parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
+    parser.add_argument("--retention-events", type=int, default=200_000, help="old events")
+    parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    chosen = [s for s in SCENARIOS if s in args.scenario] if args.scenario else list(SCENARIOS)
+    databases = args.db or list(DATABASES)
+    wrk.ensure_wrk()
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="timedify-bench-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        secret = scenarios.new_secret()
+        procs: dict[str, services.Process] = {}
+        urls: dict[str, str] = {}
+        cluster = None
+        if "sqlite" in databases:
+            url = urls["sqlite"] = services.sqlite_database(workdir)
+            procs["sqlite"] = services.service("sqlite", url, secret, workdir)
+            stack.callback(procs["sqlite"].stop)
+        if "postgresql" in databases:
+            from tests.support.pgcluster import PgCluster
+
+            cluster = PgCluster(fsync=True).init().start()
+            stack.callback(cluster.destroy)
+            url = services.postgres_database(cluster)
+            procs["postgresql"] = services.service("postgresql", url, secret, workdir)
+            stack.callback(procs["postgresql"].stop)
+        base = services.baseline(workdir)
+        stack.callback(base.stop)
+        bench = Bench(
+            workdir=workdir,
+            secret=secret,
+            seconds=args.seconds,
+            repeat=args.repeat,
+            concurrency=[int(c) for c in args.concurrency.split(",")],
+            baseline=base,
+            services=procs,
+            cluster=cluster,
+            drain_events=args.drain_events,
+            drain_seconds=args.drain_seconds,
+            log_megabytes=args.log_mb,
+            retention_events=args.retention_events,
+            database_urls=urls,
+        )
+        scenarios.warm_up(bench)
+        sections = []
+        for name in chosen:
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            if name == "ack":
+                sections.append(scenarios.ack(bench))
+            elif name == "health":
+                sections.append(scenarios.health(bench))
+            elif name == "drain":
+                sections.append(scenarios.drain(bench))
+            elif name == "alerting":
+                sections.append(scenarios.alerting(bench))
+            elif name == "retention" and "sqlite" in procs:
+                sections.append(scenarios.retention_cleanup(bench))
+            else:
+                sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
+        sections.append(scenarios.targets(bench))
+        settings = (
+            f"{args.repeat} repetitions of {args.seconds:g} s per figure (medians), "
+            "wrk min(c, 2) threads; `serve --no-worker`, "
+            f"SQLite WAL synchronous=FULL, PostgreSQL fsync=on synchronous_commit=on; "
+            f"whole run {time.monotonic() - started:.0f} s"
+        )
+        text = report.record(sections, settings)
+    print(text)
+    if not args.no_record:
+        report.append(text)
+        print(f"appended to {report.DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

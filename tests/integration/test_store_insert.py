@@ -1,0 +1,132 @@
+"""The hot INSERT of the ingest path (W3, W4): exactly-once storage, durable when it returns."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tests.support.helpers import events
+from timedify import store
+from timedify.db import WalCheckpointer, make_engine, sqlite_path
+from timedify.models import EventState
+
+
+def _row(webhook_id: str, received_at: datetime | None = None) -> dict[str, Any]:
+    now = received_at or datetime.now(UTC)
+    return {
+        "webhook_id": webhook_id,
+        "topic": "app/uninstalled",
+        "shop_domain": "demo-shop.myshopify.com",
+        "event_id": str(uuid.uuid4()),
+        "triggered_at": now - timedelta(seconds=1),
+        "api_version": "2025-10",
+        "received_at": now,
+        "payload": b'{"id": 1}',
+        "state": EventState.RECEIVED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "processed_at": None,
+        "synthetic": False,
+    }
+
+
+def _autocommit(db_url: str) -> Connection:
+    return make_engine(db_url).connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def test_new_ids_are_reported_and_durable_at_once(db_url: str) -> None:
+    """W4: on the committer's autocommit connection the rows are committed when it returns."""
+    conn = _autocommit(db_url)
+    try:
+        rows = [_row(f"id-{i}") for i in range(5)]
+        assert store.insert_events(conn, rows) == {f"id-{i}" for i in range(5)}
+        stored = events(db_url)  # another engine, another connection
+    finally:
+        conn.close()
+    assert [e["webhook_id"] for e in stored] == [f"id-{i}" for i in range(5)]
+    assert stored[0]["payload"] == b'{"id": 1}'
+    assert stored[0]["received_at"] == rows[0]["received_at"]
+    assert stored[0]["triggered_at"] == rows[0]["triggered_at"]
+    assert stored[0]["synthetic"] is False
+
+
+def test_ids_stored_before_or_repeated_in_the_batch_are_not_new(db_url: str) -> None:
+    """W3: a redelivered id is not stored again; in one batch the first occurrence wins."""
+    conn = _autocommit(db_url)
+    try:
+        first = _row("seen", datetime.now(UTC) - timedelta(minutes=5))
+        assert store.insert_events(conn, [first]) == {"seen"}
+        batch = [_row("a"), _row("seen"), _row("b"), _row("a")]
+        assert store.insert_events(conn, batch) == {"a", "b"}
+        stored = {e["webhook_id"]: e for e in events(db_url)}
+    finally:
+        conn.close()
+    assert sorted(stored) == ["a", "b", "seen"]
+    assert stored["seen"]["received_at"] == first["received_at"], "the first delivery is kept"
+    assert stored["a"]["event_id"] == batch[0]["event_id"]
+
+
+def test_batches_larger_than_one_statement(db_url: str) -> None:
+    """Batches are split into statements of MAX_ROWS_PER_STATEMENT rows; ids stay exact."""
+    conn = _autocommit(db_url)
+    count = store.MAX_ROWS_PER_STATEMENT * 2 + 7
+    try:
+        rows = [_row(f"bulk-{i}") for i in range(count)]
+        rows.append(_row("bulk-3"))  # a repeat in a later statement of the same batch
+        assert len(store.insert_events(conn, rows)) == count
+    finally:
+        conn.close()
+    assert len(events(db_url)) == count
+
+
+def test_inside_a_caller_transaction_a_rollback_stores_nothing(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            assert store.insert_events(conn, [_row("rolled-back")]) == {"rolled-back"}
+            transaction.rollback()
+    finally:
+        engine.dispose()
+    assert events(db_url) == []
+
+
+def _rows_in_database_file(path: Path) -> int:
+    """Rows in the main database file alone, ignoring what is still only in the WAL.
+
+    -1 while a checkpoint is writing the file: a reader that ignores the WAL may see it torn.
+    """
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return -1
+    finally:
+        conn.close()
+
+
+def test_the_checkpointer_moves_committed_rows_into_the_database_file(sqlite_url: str) -> None:
+    """The committer's connection does not checkpoint; the checkpointer thread does, soon."""
+    path = sqlite_path(sqlite_url)
+    assert path is not None
+    engine = make_engine(sqlite_url)
+    checkpointer = WalCheckpointer(engine, interval=0.05)
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        WalCheckpointer.take_over(conn.connection.driver_connection)
+        store.insert_events(conn, [_row(f"wal-{i}") for i in range(20)])
+        assert _rows_in_database_file(path) == 0, "committed to the WAL only"
+        checkpointer.committed()
+        deadline = time.monotonic() + 10
+        while _rows_in_database_file(path) < 20:
+            assert time.monotonic() < deadline, "no checkpoint happened"
+            time.sleep(0.05)
+    finally:
+        conn.close()
+        checkpointer.stop()
+        engine.dispose()
