@@ -158,15 +158,15 @@ class GroupCommitter:
             inserted = store.insert_events(self._connection(), rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
             self._drop_connection()
+            if size > 1 and _refused_row(exc):
+                # One row the database refuses must not fail the webhooks it shares a batch with.
+                self._commit_each(batch, rows)
+                return
             self._record_failure(exc)
             error = DatabaseUnavailableError(_short(exc))
             self._settle(batch, [error] * size)
             return
-        with self.state.lock:
-            self.state.last_success = time.monotonic()
-            self.state.consecutive_failures = 0
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
+        self._committed()
         outcomes: list[bool | Exception] = []
         for row in rows:
             # A webhook id repeated within one batch is new only the first time (W3).
@@ -175,6 +175,35 @@ class GroupCommitter:
         self._settle(batch, outcomes)
         if self._on_commit is not None:
             self._on_commit(size)
+
+    def _commit_each(self, batch: list[_Handover], rows: list[dict[str, Any]]) -> None:
+        """Store the rows of a refused batch one by one; only the offending ones fail (503)."""
+        outcomes: list[bool | Exception] = []
+        for row in rows:
+            try:
+                outcomes.append(bool(store.insert_events(self._connection(), [row])))
+            except Exception as exc:  # this row's own failure, answered 503 like any other
+                self._drop_connection()
+                log.error(
+                    "webhook_row_refused",
+                    error_class="db",
+                    error_type=type(exc).__name__,
+                    webhook_id=str(row.get("webhook_id"))[:120],
+                    error=_short(exc),
+                )
+                outcomes.append(DatabaseUnavailableError(_short(exc)))
+        if any(not isinstance(o, Exception) for o in outcomes):
+            self._committed()
+        self._settle(batch, outcomes)
+        if self._on_commit is not None:
+            self._on_commit(len(rows))
+
+    def _committed(self) -> None:
+        with self.state.lock:
+            self.state.last_success = time.monotonic()
+            self.state.consecutive_failures = 0
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _settle(self, batch: list[_Handover], outcomes: list[bool | Exception]) -> None:
         """Settle every future of the batch with one callback per event loop (cheap under load)."""
@@ -236,6 +265,11 @@ def _settle_all(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+def _refused_row(exc: Exception) -> bool:
+    """A failure caused by a row's values (PEP 249 DataError / IntegrityError), not the database."""
+    return any(c.__name__ in ("DataError", "IntegrityError") for c in type(exc).__mro__)
 
 
 def _short(exc: Exception) -> str:

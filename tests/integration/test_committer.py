@@ -1,0 +1,53 @@
+"""Group commit (W4): a row the database refuses fails alone, not the batch it shares."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.integration.test_store_insert import _row
+from tests.support.helpers import events
+from timedify.committer import GroupCommitter
+from timedify.db import make_engine
+from timedify.errors import DatabaseUnavailableError
+
+
+def test_a_refused_row_fails_alone(db_url: str) -> None:
+    engine = make_engine(db_url)
+    committer = GroupCommitter(engine)
+    committer.start()
+    good = [_row(str(uuid.uuid4())) for _ in range(4)]
+    bad = {**_row(str(uuid.uuid4())), "topic": None}  # NOT NULL: refused on both databases
+
+    async def submit_together() -> list[bool | BaseException]:
+        futures = [committer.submit(row) for row in [good[0], good[1], bad, good[2], good[3]]]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(submit_together())
+    finally:
+        committer.stop()
+        engine.dispose()
+    assert outcomes[:2] + outcomes[3:] == [True, True, True, True]
+    assert isinstance(outcomes[2], DatabaseUnavailableError)
+    assert sorted(e["webhook_id"] for e in events(db_url)) == sorted(r["webhook_id"] for r in good)
+    assert not committer.state.failing, "the database itself is fine: /health stays pass"
+
+
+def test_the_database_down_fails_the_whole_batch() -> None:
+    """Not a row's fault (nothing to connect to): every waiting request gets the error."""
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_timeout_s=1)
+    committer = GroupCommitter(engine)
+    committer.start()
+
+    async def submit() -> list[bool | BaseException]:
+        futures = [committer.submit(_row(str(uuid.uuid4()))) for _ in range(3)]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(submit())
+    finally:
+        committer.stop()
+        engine.dispose()
+    assert all(isinstance(o, DatabaseUnavailableError) for o in outcomes)
+    assert committer.state.failing
