@@ -108,7 +108,6 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_due", "state", "next_attempt_at"),
         Index("ix_webhook_events_shop", "shop_domain"),
         Index("ix_webhook_events_topic_received", "topic", "received_at"),
-        Index("ix_webhook_events_topic_event", "topic", "event_id"),
     )
 
 
