@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,13 +44,26 @@ class Drained:
 
 def store_backlog(database_url: str, count: int) -> None:
     """`count` received events, as the ingest path would have stored them."""
+    store_rows(database_url, count, ago=timedelta(minutes=10))
+
+
+def store_rows(
+    database_url: str,
+    count: int,
+    *,
+    ago: timedelta,
+    change: Callable[[dict[str, object]], None] = lambda row: None,
+) -> None:
+    """`count` events received `ago`, each passed through `change`, with the ingest INSERT."""
     engine = make_engine(database_url)
-    start = datetime.now(UTC) - timedelta(minutes=10)
+    start = datetime.now(UTC) - ago
     try:
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             for first in range(0, count, _CHUNK):
                 rows = [_event(i, start) for i in range(first, min(first + _CHUNK, count))]
+                for row in rows:
+                    change(row)
                 store.insert_events(conn, rows)
     finally:
         engine.dispose()

@@ -11,37 +11,24 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
 
 from bench import drain
 from bench.services import service_env
-from timedify import store
-from timedify.db import make_engine
 from timedify.models import EventState
-
-_CHUNK = 5000
 
 
 def store_old_events(database_url: str, count: int) -> None:
     """`count` processed events received 60 days ago: what retention-cleanup removes."""
-    engine = make_engine(database_url)
-    start = datetime.now(UTC) - timedelta(days=60)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for first in range(0, count, _CHUNK):
-                rows = []
-                for i in range(first, min(first + _CHUNK, count)):
-                    row = drain._event(i, start)
-                    row["state"] = EventState.PROCESSED
-                    row["processed_at"] = row["received_at"]
-                    rows.append(row)
-                store.insert_events(conn, rows)
-    finally:
-        engine.dispose()
+
+    def processed(row: dict[str, object]) -> None:
+        row["state"] = EventState.PROCESSED
+        row["processed_at"] = row["received_at"]
+
+    drain.store_rows(database_url, count, ago=timedelta(days=60), change=processed)
 
 
 class Cleanup:
