@@ -1,10 +1,10 @@
 """Coarse deadlines for the webhook hot path: one timer per event loop, not two per request.
 
 `asyncio.timeout()` schedules and cancels a timer handle on every use, which cost about as much
-as verifying the signature, twice per webhook. The ingest bounds (3 s for the commit, 10 s for
-the body) need no millisecond precision: waits of one bound are kept in arrival order (so their
-deadlines are in order too) and a sweep every `resolution` seconds expires the ones due. A wait
-that ended is dropped at the next sweep.
+as verifying the signature, twice per webhook. The ingest bounds (by default 2 s for the commit,
+10 s for the body) need no millisecond precision: waits of one bound are kept in arrival order
+(so their deadlines are in order too) and a sweep every `resolution` seconds expires the ones
+due. A wait that ended is dropped at the next sweep.
 """
 
 from __future__ import annotations

@@ -114,11 +114,11 @@ class WebhookEndpoint:
         outcome = "new" if new else "duplicate"
         if delivery.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN:
             outcome = "synthetic"
-        acked = self._acked.get((delivery.topic, outcome))
+        # Topics the app does not handle are acknowledged too; their label is bounded.
+        key = (self._metrics.topic_label(delivery.topic), outcome)
+        acked = self._acked.get(key)
         if acked is None:
-            acked = self._acked[(delivery.topic, outcome)] = self._metrics.acked.labels(
-                delivery.topic, outcome
-            )
+            acked = self._acked[key] = self._metrics.acked.labels(*key)
         acked.inc()
         self._metrics.ack_latency.observe(elapsed)
         accepted_log.info(
@@ -140,7 +140,7 @@ class WebhookEndpoint:
         if not shopify.verify_signature(body, parsed.hmac, self._secrets):
             reason = "missing_signature" if not parsed.hmac else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
-        self._count_received(parsed.topic or "unknown")
+        self._count_received(parsed.topic)
         topic = _required_topic(parsed.topic, path_topic)
         webhook_id = _required_id(parsed.webhook_id, "webhook_id", shopify.WEBHOOK_ID_HEADER)
         # Optional headers are stored too: a value the database column refuses would fail the
@@ -151,12 +151,11 @@ class WebhookEndpoint:
         shop = _shop_domain(topic, parsed.shop_domain, payload)
         return Delivery(topic, webhook_id, shop, parsed, body)
 
-    def _count_received(self, topic: str) -> None:
+    def _count_received(self, header: str | None) -> None:
+        topic = self._metrics.topic_label(header)  # bounded: our topics or "other"
         counter = self._received.get(topic)
         if counter is None:
-            counter = self._metrics.received.labels(topic)
-            if len(self._received) < 64:  # a sender inventing topics must not grow the cache
-                self._received[topic] = counter
+            counter = self._received[topic] = self._metrics.received.labels(topic)
         counter.inc()
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:

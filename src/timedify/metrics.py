@@ -21,7 +21,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.received = Counter(
             "timedify_webhooks_received_total",
-            "Webhook requests received, by topic header (or 'unknown').",
+            "Signed webhook requests received, by topic (one of ours, or 'other').",
             ["topic"],
             registry=self.registry,
         )

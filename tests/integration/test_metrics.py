@@ -41,6 +41,11 @@ def test_metrics_match_what_was_sent(db_url: str, tmp_path: Path) -> None:
                 post_webhook(url, signed_webhook("app/uninstalled", SHOP, "wrong")).status_code
                 == 401
             )
+        for topic in ("orders/create", "products/update"):  # handled as ignored, label bounded
+            assert (
+                post_webhook(url, signed_webhook(topic, SHOP, SECRET), "/webhooks").status_code
+                == 200
+            )
         bad_json = signed_webhook("shop/redact", SHOP, SECRET, payload=b"[1]")
         assert post_webhook(url, bad_json).status_code == 400
         assert httpx.get(url + "/metrics").status_code == 401
@@ -62,10 +67,13 @@ def test_metrics_match_what_was_sent(db_url: str, tmp_path: Path) -> None:
     assert value(acked, topic="customers/data_request", outcome="new") == 1
     received = "timedify_webhooks_received_total"
     assert value(received, topic="shop/redact") == 6  # signed ones only, the bad JSON included
+    assert value(received, topic="other") == 2
+    assert value(acked, topic="other", outcome="new") == 2
+    assert not any(labels and ("topic", "orders/create") in labels for _, labels in got)
     rejected = "timedify_webhooks_rejected_total"
     assert value(rejected, topic="app/uninstalled", reason="invalid_signature") == 4
     assert value(rejected, topic="shop/redact", reason="invalid_json") == 1
-    assert value("timedify_webhook_ack_seconds_count") == 9  # every 200, duplicates included
+    assert value("timedify_webhook_ack_seconds_count") == 11  # every 200, duplicates included
     # Backlog gauges come from the database; the synthetic event is not in them.
     assert value("timedify_webhook_backlog", topic="shop/redact") == 3
     assert value("timedify_webhook_backlog", topic="app/uninstalled") == 3
