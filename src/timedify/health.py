@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine
 
@@ -84,6 +85,31 @@ class HealthReport:
         }
 
 
+class HealthDocument:
+    """The rendered `/health` body, rendered again only when a reading changed.
+
+    Polled at thousands of requests per second, the report is almost always made of the very
+    same `Check` objects (the cached database probe, the unchanged in-process checks), so the
+    JSON rendered for them is reused. Each check's `time` is when its reading was rendered.
+    """
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+        self._checks: list[Check] = []
+        self._rendered = b""
+
+    def render(self, report: HealthReport) -> bytes:
+        checks = [check for items in report.checks.values() for check in items]
+        same = len(checks) == len(self._checks) and all(
+            a is b for a, b in zip(checks, self._checks, strict=True)
+        )
+        if not same:
+            # The cache holds the checks themselves, so their ids cannot be reused meanwhile.
+            self._checks = checks
+            self._rendered = orjson.dumps(report.to_json(self._version))
+        return self._rendered
+
+
 class HealthProbe:
     """Runs the checks with a hard time bound, never more than one database probe at a time.
 
@@ -125,7 +151,7 @@ class HealthProbe:
         report.add("database:writes", self._write_check())
         path = sqlite_path(self._settings.database_url)
         if path is not None and not path.exists():
-            report.add("database:connection", Check("fail", _MISSING))
+            report.add("database:connection", _MISSING_CHECK)
             return report
         checks = self._recent_checks()
         if checks is None:
@@ -180,7 +206,7 @@ class HealthProbe:
                     f"({state.last_error_class})",
                     component_type="datastore",
                 )
-        return Check("pass", component_type="datastore")
+        return _WRITES_PASS
 
     def _database_checks(self) -> list[tuple[str, Check]]:
         path = sqlite_path(self._settings.database_url)
@@ -256,10 +282,15 @@ class HealthProbe:
 
 
 _MISSING = "FileNotFoundError: the SQLite database file is missing"
+# In-process readings that do not change between requests are one object each, so that an
+# unchanged report is recognised (`HealthDocument`) by the identity of its checks.
+_MISSING_CHECK = Check("fail", _MISSING)
+_WRITES_PASS = Check("pass", component_type="datastore")
+_WORKER_STOPPED = Check("fail", "the in-process worker has stopped", component_type="component")
 
 
 def _worker_stopped() -> Check:
-    return Check("fail", "the in-process worker has stopped", component_type="component")
+    return _WORKER_STOPPED
 
 
 def _describe(exc: BaseException) -> str:

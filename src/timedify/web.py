@@ -27,7 +27,7 @@ from starlette.routing import Route
 from timedify import __version__, migrate, shopify, store, synthetic
 from timedify.committer import GroupCommitter
 from timedify.db import engine_for
-from timedify.health import HealthProbe
+from timedify.health import HealthDocument, HealthProbe
 from timedify.ingest import Receive, Scope, Send, WebhookEndpoint
 from timedify.logs import get_logger
 from timedify.metrics import Metrics
@@ -61,10 +61,9 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
     """The service as one ASGI callable."""
     services = _build_services(settings)
     endpoint = WebhookEndpoint(settings, services.committer, services.metrics)
+    health = _HealthRoutes(services.health)
     site = Starlette(
         routes=[
-            Route("/health", _health, methods=["GET", "HEAD"]),
-            Route("/health/live", _live, methods=["GET", "HEAD"]),
             Route("/health/webhooks", _webhooks_health, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             *synthetic.routes(),
@@ -78,6 +77,9 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
             path = scope["path"].rstrip("/")
             if path == shopify.UNIFIED_PATH or path in shopify.TOPIC_PATHS:
                 await endpoint(scope, receive, send)
+                return
+            if path in _HealthRoutes.PATHS:
+                await health(scope, send)
                 return
         await site(scope, receive, send)
 
@@ -150,19 +152,38 @@ def _services(request: Request) -> Services:
     return services
 
 
-async def _health(request: Request) -> Response:
-    services = _services(request)
-    report = await services.health.run()
-    status = 503 if report.status == "fail" else 200
-    body = orjson.dumps(report.to_json(__version__))
-    return Response(
-        body, status_code=status, media_type=HEALTH_JSON, headers={"cache-control": "no-store"}
-    )
+class _HealthRoutes:
+    """`/health` and `/health/live` as plain ASGI, like the webhook paths (SPEC H1).
 
+    Deploy gates, load balancers and monitors poll these continuously; the framework's routing
+    and response objects cost more than the answer itself (the document is cached, see
+    `HealthDocument`).
+    """
 
-async def _live(_request: Request) -> Response:
-    body = orjson.dumps({"status": "pass", "releaseId": __version__})
-    return Response(body, media_type=HEALTH_JSON, headers={"cache-control": "no-store"})
+    PATHS = frozenset({"/health", "/health/live"})
+    _LIVE = orjson.dumps({"status": "pass", "releaseId": __version__})
+    _HEADERS = [(b"content-type", HEALTH_JSON.encode()), (b"cache-control", b"no-store")]
+
+    def __init__(self, probe: HealthProbe) -> None:
+        self._probe = probe
+        self._document = HealthDocument(__version__)
+
+    async def __call__(self, scope: Scope, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            headers = [(b"allow", b"GET, HEAD"), (b"content-length", b"18")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b"Method Not Allowed"})
+            return
+        if scope["path"].rstrip("/") == "/health/live":
+            status, body = 200, self._LIVE
+        else:
+            report = await self._probe.run()
+            status = 503 if report.status == "fail" else 200
+            body = self._document.render(report)
+        headers = [*self._HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
 
 async def _webhooks_health(request: Request) -> Response:
