@@ -84,6 +84,7 @@ class WebhookEndpoint:
 
     def __init__(self, settings: Settings, committer: GroupCommitter, metrics: Metrics) -> None:
         self._secrets = settings.webhook_secrets()
+        self._verify = shopify.SignatureVerifier(self._secrets)
         self._limit = settings.max_body_bytes
         self._body_deadlines = Deadlines(settings.body_read_timeout_seconds)
         self._commit_deadlines = Deadlines(settings.ingest_timeout_seconds)
@@ -137,7 +138,7 @@ class WebhookEndpoint:
             raise Rejection(405, "method_not_allowed", "only POST is accepted")
         body = await self._read_body(headers, receive)
         parsed = shopify.WebhookHeaders.from_lowercase(headers)
-        if not shopify.verify_signature(body, parsed.hmac, self._secrets):
+        if not self._verify(body, parsed.hmac):
             reason = "missing_signature" if not parsed.hmac else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
         self._count_received(parsed.topic)
