@@ -1,8 +1,8 @@
 """Group commit: concurrent webhook acknowledgements share one durable transaction (W4, W5).
 
-Request handlers put their row on a queue and await a future. One writer thread takes whatever
-is queued (up to a batch size), inserts it in one transaction, commits, and resolves every future
-of the batch with one loop callback. Each response still waits for its own commit; under load
+Request handlers put their row on a queue and await a future. A writer thread takes whatever is
+queued (up to a batch size), inserts it in one transaction, commits, and resolves every future of
+the batch with one loop callback. Each response still waits for its own commit; under load
 one fsync pays for many webhooks instead of one.
 """
 
@@ -58,12 +58,19 @@ class QueueFullError(DatabaseUnavailableError):
 
 
 class GroupCommitter:
-    """One writer thread that commits queued webhook rows in batches."""
+    """Writer threads that commit queued webhook rows in batches.
+
+    SQLite has one writer (it allows one write transaction at a time). On PostgreSQL several
+    writers, each with its own connection, take turns from the same queue: while one waits for
+    its commit's flush, the next batch is already on its way, so a webhook waits for about one
+    commit instead of the rest of the one in flight plus its own.
+    """
 
     def __init__(
         self,
         engine: Engine,
         *,
+        writers: int = 1,
         max_batch: int = 512,
         max_queue: int = 10_000,
         on_commit: Callable[[int], None] | None = None,
@@ -72,36 +79,46 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._on_commit = on_commit
-        self._conn: Connection | None = None
         self._checkpointer: WalCheckpointer | None = None
+        self._writers = [_Writer(self) for _ in range(1 if _is_sqlite(engine) else writers)]
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
         self._submitted = 0
-        self._settled = 0  # written by the writer thread only
         self.state = CommitState()
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run_and_close, name="timedify-committer", daemon=True
-        )
-        self._thread.start()
+        if _is_sqlite(self._engine):
+            self._checkpointer = WalCheckpointer(self._engine)
+        for number, writer in enumerate(self._writers):
+            thread = threading.Thread(
+                target=writer.run, name=f"timedify-committer-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then stop the thread."""
-        if self._thread is None:
+        """Commit what is queued, then stop the threads."""
+        if not self._threads:
             return
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._thread = None
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     def submit(self, row: dict[str, Any]) -> asyncio.Future[bool]:
         """Queue `row`; the future resolves to True (new) / False (duplicate) once committed.
 
-        Rows are handed to the writer thread once per event-loop iteration, not one by one:
-        every hand-over can wake the thread and make it take the GIL from the loop.
+        Rows are handed to the writer threads once per event-loop iteration, not one by one:
+        every hand-over can wake a thread and make it take the GIL from the loop.
         """
-        if self._submitted - self._settled >= self._max_queue:
+        settled = sum(writer.settled for writer in self._writers)
+        if self._submitted - settled >= self._max_queue:
             raise QueueFullError("ingest queue is full: the database is not keeping up")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -117,40 +134,64 @@ class GroupCommitter:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put(self._open.pop(loop))
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch: list[_Handover] = [first]
-            size = len(first.rows)
-            stop = False
-            while size < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-                size += len(item.rows)
-            self._commit(batch, size)
-            if stop:
-                return
+    def _next_batch(self) -> tuple[list[_Handover], int, bool]:
+        """Wait for queued rows and take what is queued (up to the batch size); True: stop."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], 0, True
+        batch: list[_Handover] = [first]
+        size = len(first.rows)
+        while size < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, size, True
+            batch.append(item)
+            size += len(item.rows)
+        return batch, size, False
 
-    def _run_and_close(self) -> None:
-        if self._engine.dialect.name == "sqlite":
-            self._checkpointer = WalCheckpointer(self._engine)
+    def _committed(self) -> None:
+        with self.state.lock:
+            self.state.last_success = time.monotonic()
+            self.state.consecutive_failures = 0
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+
+    def _record_failure(self, exc: Exception) -> None:
+        with self.state.lock:
+            self.state.last_failure = time.monotonic()
+            self.state.last_error_class = type(exc).__name__
+            self.state.consecutive_failures += 1
+        log.error(
+            "webhook_store_failed",
+            error_class="db",
+            error_type=type(exc).__name__,
+            error=_short(exc),
+        )
+
+
+class _Writer:
+    """One writer thread's loop and its connection."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self._committer = committer
+        self._conn: Connection | None = None
+        self.settled = 0  # written by this writer's thread only
+
+    def run(self) -> None:
         try:
-            self._run()
+            while True:
+                batch, size, stop = self._committer._next_batch()
+                if batch:
+                    self._commit(batch, size)
+                if stop:
+                    return
         finally:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            if self._checkpointer is not None:
-                self._checkpointer.stop()
-                self._checkpointer = None
 
     def _commit(self, batch: list[_Handover], size: int) -> None:
         rows = [row for handover in batch for row in handover.rows]
@@ -162,19 +203,18 @@ class GroupCommitter:
                 # One row the database refuses must not fail the webhooks it shares a batch with.
                 self._commit_each(batch, rows)
                 return
-            self._record_failure(exc)
+            self._committer._record_failure(exc)
             error = DatabaseUnavailableError(_short(exc))
             self._settle(batch, [error] * size)
             return
-        self._committed()
+        self._committer._committed()
         outcomes: list[bool | Exception] = []
         for row in rows:
             # A webhook id repeated within one batch is new only the first time (W3).
             outcomes.append(row["webhook_id"] in inserted)
             inserted.discard(row["webhook_id"])
         self._settle(batch, outcomes)
-        if self._on_commit is not None:
-            self._on_commit(size)
+        self._report(size)
 
     def _commit_each(self, batch: list[_Handover], rows: list[dict[str, Any]]) -> None:
         """Store the rows of a refused batch one by one; only the offending ones fail (503)."""
@@ -193,17 +233,13 @@ class GroupCommitter:
                 )
                 outcomes.append(DatabaseUnavailableError(_short(exc)))
         if any(not isinstance(o, Exception) for o in outcomes):
-            self._committed()
+            self._committer._committed()
         self._settle(batch, outcomes)
-        if self._on_commit is not None:
-            self._on_commit(len(rows))
+        self._report(len(rows))
 
-    def _committed(self) -> None:
-        with self.state.lock:
-            self.state.last_success = time.monotonic()
-            self.state.consecutive_failures = 0
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
+    def _report(self, size: int) -> None:
+        if self._committer._on_commit is not None:
+            self._committer._on_commit(size)
 
     def _settle(self, batch: list[_Handover], outcomes: list[bool | Exception]) -> None:
         """Settle every future of the batch with one callback per event loop (cheap under load)."""
@@ -215,7 +251,7 @@ class GroupCommitter:
                 zip(handover.futures, settled, strict=True)
             )
             done += len(handover.rows)
-        self._settled += done
+        self.settled += done
         for loop, items in by_loop.items():
             # A loop that closed while we committed has nobody waiting any more.
             with contextlib.suppress(RuntimeError):
@@ -231,9 +267,9 @@ class GroupCommitter:
         the connection and the next one connects afresh, so an outage heals without a restart.
         """
         if self._conn is None:
-            conn = self._engine.connect()
+            conn = self._committer._engine.connect()
             self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if self._checkpointer is not None:
+            if self._committer._checkpointer is not None:
                 WalCheckpointer.take_over(self._conn.connection.driver_connection)
         return self._conn
 
@@ -244,18 +280,6 @@ class GroupCommitter:
                 conn.invalidate()
                 conn.close()
 
-    def _record_failure(self, exc: Exception) -> None:
-        with self.state.lock:
-            self.state.last_failure = time.monotonic()
-            self.state.last_error_class = type(exc).__name__
-            self.state.consecutive_failures += 1
-        log.error(
-            "webhook_store_failed",
-            error_class="db",
-            error_type=type(exc).__name__,
-            error=_short(exc),
-        )
-
 
 def _settle_all(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
     for future, outcome in items:
@@ -265,6 +289,10 @@ def _settle_all(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+def _is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
 
 
 def _refused_row(exc: Exception) -> bool:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     ingest_timeout_seconds: float = Field(default=2.0, gt=0, le=4.5)
     retry_after_seconds: int = Field(default=5, ge=1)
     ingest_max_queue: int = Field(default=10_000, ge=1)
+    ingest_writers: int = Field(default=2, ge=1, le=16)
     db_busy_timeout_ms: int = Field(default=2000, ge=0)
     db_connect_timeout_seconds: int = Field(default=2, ge=1)
 

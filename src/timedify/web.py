@@ -103,7 +103,12 @@ def _build_services(settings: Settings) -> Services:
         metrics.commit_batch.observe(count)
         wakeup.set()
 
-    committer = GroupCommitter(engine, max_queue=settings.ingest_max_queue, on_commit=committed)
+    committer = GroupCommitter(
+        engine,
+        writers=settings.ingest_writers,
+        max_queue=settings.ingest_max_queue,
+        on_commit=committed,
+    )
     alive_checks: list[Callable[[], bool]] = []
 
     def worker_alive() -> bool | None:

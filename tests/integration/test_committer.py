@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 from tests.integration.test_store_insert import _row
@@ -51,3 +52,32 @@ def test_the_database_down_fails_the_whole_batch() -> None:
         engine.dispose()
     assert all(isinstance(o, DatabaseUnavailableError) for o in outcomes)
     assert committer.state.failing
+
+
+def test_several_writers_commit_every_row_once(db_url: str) -> None:
+    """PostgreSQL writers take turns from one queue (SQLite keeps one): each row is committed
+    once, each request learns whether its webhook was new, a repeat in flight is a duplicate."""
+    engine = make_engine(db_url)
+    committer = GroupCommitter(engine, writers=3)
+    committer.start()
+    rows = [_row(str(uuid.uuid4())) for _ in range(300)]
+
+    async def submit_in_waves() -> list[bool | BaseException]:
+        outcomes: list[bool | BaseException] = []
+        for start in range(0, len(rows), 30):  # one hand-over per loop iteration, many batches
+            wave = rows[start : start + 30]
+            futures = [committer.submit(row) for row in wave + wave[:1]]
+            outcomes += await asyncio.gather(*futures, return_exceptions=True)
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(submit_in_waves())
+        threads = [t.name for t in threading.enumerate()]
+    finally:
+        committer.stop()
+        engine.dispose()
+    expected_writers = 1 if db_url.startswith("sqlite") else 3
+    assert sum(name.startswith("timedify-committer-") for name in threads) == expected_writers
+    assert outcomes == ([True] * 30 + [False]) * 10
+    stored = [e["webhook_id"] for e in events(db_url)]
+    assert sorted(stored) == sorted(r["webhook_id"] for r in rows)
