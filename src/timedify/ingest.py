@@ -121,9 +121,9 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path_topic = shopify.TOPIC_PATHS.get(scope["path"].rstrip("/"))
-        headers = _headers(scope["headers"])
+        headers, declared_length = _headers(scope["headers"])
         try:
-            delivery = await self._accept(scope, headers, receive, path_topic)
+            delivery = await self._accept(scope, headers, declared_length, receive, path_topic)
             new = await self._store(delivery)
         except Rejection as rejection:
             await self._refuse(send, rejection, headers, started)
@@ -154,12 +154,16 @@ class WebhookEndpoint:
         )
 
     async def _accept(
-        self, scope: Scope, headers: dict[str, str], receive: Receive, path_topic: str | None
+        self,
+        scope: Scope,
+        parsed: shopify.WebhookHeaders,
+        declared_length: str | None,
+        receive: Receive,
+        path_topic: str | None,
     ) -> Delivery:
         if scope["method"] != "POST":
             raise Rejection(405, "method_not_allowed", "only POST is accepted")
-        body = await self._read_body(headers, receive)
-        parsed = shopify.WebhookHeaders.from_lowercase(headers)
+        body = await self._read_body(declared_length, receive)
         if not self._verify(body, parsed.hmac):
             reason = "missing_signature" if not parsed.hmac else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
@@ -181,8 +185,7 @@ class WebhookEndpoint:
             counter = self._received[topic] = self._metrics.received.labels(topic)
         counter.inc()
 
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
-        declared = headers.get("content-length")
+    async def _read_body(self, declared: str | None, receive: Receive) -> bytes:
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
             raise self._too_large()
         chunks: list[bytes] = []
@@ -235,7 +238,7 @@ class WebhookEndpoint:
             ) from None
 
     async def _refuse(
-        self, send: Send, rejection: Rejection, headers: dict[str, str], started: float
+        self, send: Send, rejection: Rejection, headers: shopify.WebhookHeaders, started: float
     ) -> None:
         extra: list[tuple[bytes, bytes]] = []
         if rejection.status == 503:
@@ -244,11 +247,11 @@ class WebhookEndpoint:
             extra.append((b"allow", b"POST"))
         body = orjson.dumps({"error": rejection.reason, "detail": rejection.detail})
         await _respond(send, rejection.status, body, extra)
-        topic = self._metrics.topic_label(headers.get(shopify.TOPIC_HEADER))
+        topic = self._metrics.topic_label(headers.topic)
         self._metrics.rejected.labels(topic, rejection.reason).inc()
         fields = {
-            "topic": headers.get(shopify.TOPIC_HEADER),
-            "webhook_id": headers.get(shopify.WEBHOOK_ID_HEADER),
+            "topic": headers.topic,
+            "webhook_id": headers.webhook_id,
             **rejection.log_fields,
         }
         level = log.error if rejection.status >= 500 else log.warning
@@ -261,30 +264,26 @@ class WebhookEndpoint:
         )
 
 
-# The headers the endpoint reads; the others (user agent, tracing, ...) are never decoded.
-_WANTED = {
-    name.encode(): name
-    for name in (
-        "content-length",
-        shopify.HMAC_HEADER,
-        shopify.TOPIC_HEADER,
-        shopify.WEBHOOK_ID_HEADER,
-        shopify.EVENT_ID_HEADER,
-        shopify.SHOP_HEADER,
-        shopify.TRIGGERED_AT_HEADER,
-        shopify.API_VERSION_HEADER,
-    )
-}
+# Where each header the endpoint reads goes: the fields of `WebhookHeaders`, then the length.
+# The others (user agent, tracing, ...) are never decoded.
+_SLOTS = {name.encode(): i for i, name in enumerate((*shopify.WEBHOOK_HEADERS, "content-length"))}
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The wanted headers by lower-case name (W2: names are case-insensitive)."""
-    headers = {}
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[shopify.WebhookHeaders, str | None]:
+    """The headers that matter and the declared length (W2: names are case-insensitive)."""
+    values: list[bytes | None] = [None] * len(_SLOTS)
     for name, value in raw:
-        wanted = _WANTED.get(name) or _WANTED.get(name.lower())
-        if wanted is not None:
-            headers[wanted] = value.decode("latin-1")
-    return headers
+        slot = _SLOTS.get(name)
+        if slot is None:
+            if name.islower():  # ASGI servers lower-case names: the usual unwanted header
+                continue
+            slot = _SLOTS.get(name.lower())
+            if slot is None:
+                continue
+        values[slot] = value
+    # Blank values are missing, as in `WebhookHeaders.from_lowercase`.
+    text = [None if v is None else (v.decode("latin-1").strip() or None) for v in values]
+    return shopify.WebhookHeaders(*text[:-1]), text[-1]
 
 
 def _required_topic(header_topic: str | None, path_topic: str | None) -> str:

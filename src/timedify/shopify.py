@@ -8,8 +8,8 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 TOPICS: tuple[str, ...] = (
     "app/uninstalled",
@@ -99,9 +99,8 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookHeaders:
-    """The headers that matter, read case-insensitively from a lower-cased mapping."""
+class WebhookHeaders(NamedTuple):
+    """The headers that matter (names are case-insensitive, W2; blank means missing)."""
 
     hmac: str | None
     topic: str | None
@@ -113,15 +112,19 @@ class WebhookHeaders:
 
     @classmethod
     def from_lowercase(cls, headers: Mapping[str, str]) -> WebhookHeaders:
-        return cls(
-            hmac=headers.get(HMAC_HEADER),
-            topic=_clean(headers.get(TOPIC_HEADER)),
-            webhook_id=_clean(headers.get(WEBHOOK_ID_HEADER)),
-            event_id=_clean(headers.get(EVENT_ID_HEADER)),
-            shop_domain=_clean(headers.get(SHOP_HEADER)),
-            triggered_at=_clean(headers.get(TRIGGERED_AT_HEADER)),
-            api_version=_clean(headers.get(API_VERSION_HEADER)),
-        )
+        return cls(*(_clean(headers.get(name)) for name in WEBHOOK_HEADERS))
+
+
+# The fields of `WebhookHeaders`, in order, by header name.
+WEBHOOK_HEADERS = (
+    HMAC_HEADER,
+    TOPIC_HEADER,
+    WEBHOOK_ID_HEADER,
+    EVENT_ID_HEADER,
+    SHOP_HEADER,
+    TRIGGERED_AT_HEADER,
+    API_VERSION_HEADER,
+)
 
 
 def _clean(value: str | None) -> str | None:
