@@ -89,11 +89,13 @@ class _IterationClock:
 
     def __init__(self) -> None:
         self._now: datetime | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> datetime:
-        if self._now is None:
-            self._now = datetime.now(UTC)
-            asyncio.get_running_loop().call_soon(self._tick)
+        loop = asyncio.get_running_loop()
+        if self._now is None or loop is not self._loop:  # a reading left by a stopped loop
+            self._now, self._loop = datetime.now(UTC), loop
+            loop.call_soon(self._tick)
         return self._now
 
     def _tick(self) -> None:
