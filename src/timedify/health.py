@@ -139,6 +139,7 @@ class HealthProbe:
         self._commit_state = commit_state
         self._head = head_revision
         self._worker_alive = worker_alive
+        self._sqlite_file = sqlite_path(settings.database_url)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="timedify-health")
         self._inflight: asyncio.Future[list[tuple[str, Check]]] | None = None
         self._recent: tuple[float, list[tuple[str, Check]]] | None = None
@@ -149,7 +150,7 @@ class HealthProbe:
     async def run(self) -> HealthReport:
         report = HealthReport()
         report.add("database:writes", self._write_check())
-        path = sqlite_path(self._settings.database_url)
+        path = self._sqlite_file
         if path is not None and not path.exists():
             report.add("database:connection", _MISSING_CHECK)
             return report
@@ -209,7 +210,7 @@ class HealthProbe:
         return _WRITES_PASS
 
     def _database_checks(self) -> list[tuple[str, Check]]:
-        path = sqlite_path(self._settings.database_url)
+        path = self._sqlite_file
         if path is not None and not path.exists():
             raise FileNotFoundError(_MISSING.removeprefix("FileNotFoundError: "))
         started = time.perf_counter()
