@@ -83,10 +83,12 @@ class _EventInsert:
         self._select = f"SELECT webhook_id, received_at FROM {table} WHERE webhook_id IN "
         self._sql: dict[tuple[bool, int], str] = {}
         # PostgreSQL takes each column as one array: a single statement text for every batch
-        # size, which psycopg prepares once, instead of one parse and plan per size.
+        # size, which psycopg prepares once, instead of one parse and plan per size. The arrays
+        # go in binary (`%b`): psycopg's text array dumper quotes every element with regular
+        # expressions, 75 us of the writer thread's time per row against 31 us in binary.
         self._unnest: str | None = None
         if dialect.name == "postgresql":
-            arrays = ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in columns)
+            arrays = ", ".join(f"%b::{c.type.compile(dialect=dialect)}[]" for c in columns)
             self._unnest = (
                 f"INSERT INTO {table} ({', '.join(INGEST_COLUMNS)}) "
                 f"SELECT * FROM unnest({arrays}){self._conflict}"

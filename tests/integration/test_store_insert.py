@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,34 @@ def test_new_ids_are_reported_and_durable_at_once(db_url: str) -> None:
     assert stored[0]["received_at"] == rows[0]["received_at"]
     assert stored[0]["triggered_at"] == rows[0]["triggered_at"]
     assert stored[0]["synthetic"] is False
+
+
+def test_every_value_reads_back_as_it_was_given(db_url: str) -> None:
+    """The hot INSERT skips SQLAlchemy's execution layer (binary arrays on PostgreSQL, memoised
+    timestamp conversion): what the ORM reads back must still be exactly what was stored."""
+    offset = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    shared = datetime.now(UTC)
+    rows = [
+        {
+            **_row("values-1", received_at=shared),
+            "event_id": None,
+            "triggered_at": offset,
+            "payload": b'{"name":"\\u00e9\\"x", "q": "a,b{c}"}',
+            "state": EventState.IGNORED,
+            "processed_at": offset,
+            "synthetic": True,
+        },
+        {**_row("values-2", received_at=shared), "triggered_at": None, "attempts": 3},
+    ]
+    conn = _autocommit(db_url)
+    try:
+        store.insert_events(conn, rows)
+    finally:
+        conn.close()
+    stored = {e["webhook_id"]: e for e in events(db_url)}
+    for row in rows:
+        for column in store.INGEST_COLUMNS:
+            assert stored[row["webhook_id"]][column] == row[column], column
 
 
 def test_ids_stored_before_or_repeated_in_the_batch_are_not_new(db_url: str) -> None:
