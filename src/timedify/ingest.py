@@ -106,8 +106,7 @@ class WebhookEndpoint:
     """ASGI endpoint for the per-topic paths and the unified `POST /webhooks`."""
 
     def __init__(self, settings: Settings, committer: GroupCommitter, metrics: Metrics) -> None:
-        self._secrets = settings.webhook_secrets()
-        self._verify = shopify.SignatureVerifier(self._secrets)
+        self._verify = shopify.SignatureVerifier(settings.webhook_secrets())
         self._limit = settings.max_body_bytes
         self._body_deadlines = Deadlines(settings.body_read_timeout_seconds)
         self._commit_deadlines = Deadlines(settings.ingest_timeout_seconds)
