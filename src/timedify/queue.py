@@ -24,7 +24,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -81,20 +80,33 @@ def claim(
     conn: Connection, *, token: str, limit: int, lease: timedelta, now: datetime
 ) -> list[ClaimedEvent]:
     """Lease up to `limit` due events: pending ones whose time has come, and expired leases."""
-    due = or_(
-        and_(_E.state.in_(PENDING_STATES), _E.next_attempt_at <= now),
-        and_(_E.state == EventState.PROCESSING, _E.lease_expires_at < now),
-    )
-    pick = select(_E.id).where(due).order_by(_E.next_attempt_at, _E.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(conn.scalars(pick))
+    ids = _due(conn, limit, now)
     if not ids:
         return []
     rows = conn.execute(_lease(_E.id.in_(ids), token, now + lease))
     events = [ClaimedEvent(**row._mapping) for row in rows]
     # P5: within a batch, apply a shop's events in the order Shopify says they happened.
     return sorted(events, key=lambda e: (e.triggered_at or e.received_at, e.id))
+
+
+# What is due, one query per state: `state = ? ... ORDER BY next_attempt_at, id` walks the
+# (state, next_attempt_at) index in order and stops after `limit` rows. One query over all the
+# states (an OR, or `state IN`) cannot stop early: both databases collect every due row and sort
+# them, ~60 ms per claim with a backlog of 100,000 events on PostgreSQL, most of a drain's time.
+def _due(conn: Connection, limit: int, now: datetime) -> list[int]:
+    """The ids of the `limit` due events that have waited longest (by `next_attempt_at`)."""
+    conditions = [(_E.state == state, _E.next_attempt_at <= now) for state in PENDING_STATES]
+    conditions.append((_E.state == EventState.PROCESSING, _E.lease_expires_at < now))
+    found: list[tuple[datetime, int]] = []
+    for condition in conditions:
+        pick = select(_E.next_attempt_at, _E.id).where(*condition)
+        pick = pick.order_by(_E.next_attempt_at, _E.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            # Rows another worker is claiming are skipped; those picked here but beyond the
+            # first `limit` of all states are unlocked again when the claim commits.
+            pick = pick.with_for_update(skip_locked=True)
+        found.extend(conn.execute(pick).tuples())
+    return [event_pk for _at, event_pk in sorted(found)[:limit]]
 
 
 def _lease(which: Any, token: str, until: datetime) -> Any:
