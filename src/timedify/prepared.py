@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 Processor = Callable[[Any], Any] | None
+_CURSOR = "timedify.prepared.cursor"
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,19 @@ class _Cursor:
         self._cursor: Any = None
 
     def __enter__(self) -> _Cursor:
-        self._cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        # One cursor per DBAPI connection, kept for as long as that connection lives (SQLAlchemy
+        # clears `info` when it replaces the connection): making a psycopg cursor costs more
+        # than SQLite spends on one of these statements.
+        pooled = self._conn.connection
+        cached = pooled.info.get(_CURSOR)
+        if cached is None or cached[0] is not pooled.dbapi_connection:
+            dbapi: Any = pooled.dbapi_connection
+            cached = pooled.info[_CURSOR] = (dbapi, dbapi.cursor())
+        self._cursor = cached[1]
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._cursor.close()
+        pass  # the cursor stays with its connection
 
     @property
     def rowcount(self) -> int:

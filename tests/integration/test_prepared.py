@@ -101,3 +101,18 @@ def test_statements_it_cannot_run_are_refused_up_front(sqlite_url: str) -> None:
                 )
     finally:
         engine.dispose()
+
+
+def test_a_replaced_connection_gets_a_cursor_of_its_own(db_url: str) -> None:
+    """The cursor kept for a connection is not used on the connection that replaces it."""
+    now = datetime.now(UTC)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                _INSERT.execute(conn, _shop("a.myshopify.com", now))
+            conn.invalidate()  # as after a lost server: the pool connects anew
+            with conn.begin():
+                assert _GET.first(conn, {"domain": "a.myshopify.com"}) is not None
+    finally:
+        engine.dispose()
