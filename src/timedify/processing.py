@@ -92,9 +92,9 @@ def process_batch(
     The transaction takes events from the front of `events` until `max_seconds` have passed
     (by default `MAX_SECONDS` of the database), so it may return fewer outcomes than events;
     the caller passes the rest again. It also ends early when `stopping()` says so (a graceful
-    stop finishes the event in hand, not the batch). The outcomes hold once this returns (the commit happened); if the commit fails, nothing of the
-    batch was written and the exception propagates: the events keep their leases, never
-    half-applied.
+    stop finishes the event in hand, not the batch). The outcomes hold once this returns (the
+    commit happened); if the commit fails, nothing of the batch was written and the exception
+    propagates: the events keep their leases, never half-applied.
 
     The transaction first runs optimistically, without a savepoint per event, and marks the
     events done with one statement for all of them. If an event fails there, all of it rolls
