@@ -32,11 +32,6 @@ from timedify.retry import RetryPolicy
 
 DUPLICATE_NOTE = "duplicate: this merchant action (X-Shopify-Event-Id) was already applied"
 _MAX_ERROR = 500
-# How long one worker transaction may take events. SQLite has one write lock for the whole file
-# and webhook commits wait for it: 20 ms at most. PostgreSQL locks only the rows written, none of
-# which a webhook commit needs, and each transaction has fixed costs (holding the batch's rows,
-# marking them done, a WAL flush at the commit) worth spreading over a whole claimed batch.
-MAX_SECONDS = {"sqlite": 0.02, "postgresql": 0.2}
 
 
 class LeaseLost(Exception):
@@ -84,14 +79,16 @@ def process_batch(
     handlers: Mapping[str, Handler] = HANDLERS,
     rng: random.Random | None = None,
     clock: Callable[[], datetime] = utcnow,
-    max_seconds: float | None = None,
+    max_seconds: float = 0.02,
     stopping: Callable[[], bool] = lambda: False,
 ) -> list[Outcome]:
     """Process events in one transaction; the outcomes of those processed.
 
-    The transaction takes events from the front of `events` until `max_seconds` have passed
-    (by default `MAX_SECONDS` of the database), so it may return fewer outcomes than events;
-    the caller passes the rest again. It also ends early when `stopping()` says so (a graceful
+    The transaction takes events from the front of `events` until `max_seconds` have passed (it
+    holds SQLite's single write lock meanwhile, and webhook commits wait for that; on PostgreSQL
+    it holds the row locks of what it wrote, and another worker writing the same shop's rows
+    waits for that), so it may return fewer outcomes than events; the caller passes the rest
+    again. It also ends early when `stopping()` says so (a graceful
     stop finishes the event in hand, not the batch). The outcomes hold once this returns (the
     commit happened); if the commit fails, nothing of the batch was written and the exception
     propagates: the events keep their leases, never half-applied.
@@ -102,8 +99,6 @@ def process_batch(
     failing event rolls back alone and gets its attempt record, retry or dead letter.
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-    if max_seconds is None:
-        max_seconds = MAX_SECONDS.get(engine.dialect.name, MAX_SECONDS["postgresql"])
     deadline = time.monotonic() + max_seconds
     try:
         with engine.begin() as conn:
