@@ -73,6 +73,13 @@ def _event(i: int, start: datetime) -> dict[str, object]:
     topic = TOPICS[i % len(TOPICS)]
     shop = f"bench-shop-{i % SHOPS}.myshopify.com"
     at = start + timedelta(milliseconds=i)
+    payload = sample_payload(topic, shop)
+    if "app_subscription" in payload:
+        # Each shop has a subscription of its own. The sample's one id for every shop made all
+        # workers write one `subscriptions` row, each waiting for the other's commit.
+        payload["app_subscription"]["admin_graphql_api_id"] = (
+            f"gid://shopify/AppSubscription/{i % SHOPS}"
+        )
     return {
         "webhook_id": str(uuid.uuid4()),
         "topic": topic,
@@ -81,7 +88,7 @@ def _event(i: int, start: datetime) -> dict[str, object]:
         "triggered_at": at,
         "api_version": API_VERSION,
         "received_at": at,
-        "payload": orjson.dumps(sample_payload(topic, shop)),
+        "payload": orjson.dumps(payload),
         "state": EventState.RECEIVED,
         "attempts": 0,
         "next_attempt_at": at,

@@ -4,9 +4,12 @@ Applying one event: hold its row (fenced on the lease token), enter the merchant
 exactly-once ledger, run the handler, mark the event and record the attempt — all or nothing. If
 the handler fails, that rolls back and the attempt is recorded with a retry or a dead letter.
 
-`process_batch` (the worker) applies several events in one transaction, each inside its own
-savepoint, so a failing event rolls back alone while the batch shares one commit: one fsync for
-many events instead of one each. `process` (the dead-letter replay) does one event on its own.
+`process_batch` (the worker) applies several events in one transaction, so the batch shares one
+commit: one fsync for many events instead of one each. It runs optimistically: one statement
+holds all the batch's rows, another marks them all done and a third records all their
+attempts, and no savepoint is taken. If an event fails, the whole transaction rolls back and
+the events up to the failing one run again each inside its own savepoint, so the failing event
+rolls back alone. `process` (the dead-letter replay) does one event on its own.
 """
 
 from __future__ import annotations
@@ -79,17 +82,81 @@ def process_batch(
     max_seconds: float = 0.02,
     stopping: Callable[[], bool] = lambda: False,
 ) -> list[Outcome]:
-    """Process events in one transaction, one savepoint each; the outcomes of those processed.
+    """Process events in one transaction; the outcomes of those processed.
 
     The transaction takes events from the front of `events` until `max_seconds` have passed (it
-    holds SQLite's single write lock meanwhile, and webhook commits wait for that), so it may
-    return fewer outcomes than events; the caller passes the rest again. It also ends early when
-    `stopping()` says so (a graceful stop finishes the event in hand, not the batch). The
-    outcomes hold once this returns (the commit happened); if the commit fails, nothing of the
-    batch was written and the exception propagates: the events keep their leases, never
-    half-applied.
+    holds SQLite's single write lock meanwhile, and webhook commits wait for that; on PostgreSQL
+    it holds the row locks of what it wrote, and another worker writing the same shop's rows
+    waits for that), so it may return fewer outcomes than events; the caller passes the rest
+    again. It also ends early when `stopping()` says so (a graceful
+    stop finishes the event in hand, not the batch). The outcomes hold once this returns (the
+    commit happened); if the commit fails, nothing of the batch was written and the exception
+    propagates: the events keep their leases, never half-applied.
+
+    The transaction first runs optimistically, without a savepoint per event, and marks the
+    events done with one statement for all of them. If an event fails there, all of it rolls
+    back and the same events up to the failing one run again one savepoint each, so that the
+    failing event rolls back alone and gets its attempt record, retry or dead letter.
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    deadline = time.monotonic() + max_seconds
+    try:
+        with engine.begin() as conn:
+            return _apply_all(conn, events, handlers, clock, deadline, stopping)
+    except _Failed as failed:
+        upto = events[: failed.upto]
+        return _apply_each(engine, upto, policy, handlers, rng, clock, max_seconds, stopping)
+
+
+class _Failed(Exception):
+    """An event of an optimistic batch failed: redo the first `upto` events one by one."""
+
+    def __init__(self, upto: int) -> None:
+        super().__init__(upto)
+        self.upto = upto
+
+
+def _apply_all(
+    conn: Connection,
+    events: Sequence[ClaimedEvent],
+    handlers: Mapping[str, Handler],
+    clock: Callable[[], datetime],
+    deadline: float,
+    stopping: Callable[[], bool],
+) -> list[Outcome]:
+    held = queue.hold_all(conn, events)
+    outcomes: list[Outcome] = []
+    done: list[queue.Done] = []
+    for index, event in enumerate(events):
+        if outcomes and (time.monotonic() > deadline or stopping()):
+            break
+        if event.id not in held:
+            outcomes.append(Outcome("lost"))  # another worker has it now: write nothing
+            continue
+        started = clock()
+        try:
+            note = _run(conn, event, handlers, clock)
+        except Exception as exc:
+            raise _Failed(index + 1) from exc
+        state = EventState.PROCESSED if note is None else EventState.IGNORED
+        done.append(queue.Done(event, state, note, started, clock()))
+        outcomes.append(Outcome(state, note))
+    if not queue.finish(conn, done):
+        raise _Failed(len(outcomes))  # cannot happen while the rows are held; be sure anyway
+    return outcomes
+
+
+def _apply_each(
+    engine: Engine,
+    events: Sequence[ClaimedEvent],
+    policy: RetryPolicy,
+    handlers: Mapping[str, Handler],
+    rng: random.Random,
+    clock: Callable[[], datetime],
+    max_seconds: float,
+    stopping: Callable[[], bool],
+) -> list[Outcome]:
+    """The events in one transaction, each inside its own savepoint."""
     outcomes: list[Outcome] = []
     deadline = time.monotonic() + max_seconds
     with engine.begin() as conn:
@@ -121,22 +188,30 @@ def _apply(
 ) -> Outcome:
     if not queue.hold(conn, event):
         raise LeaseLost
-    handler = handlers.get(event.topic)
-    note: str | None
-    if handler is None:
-        note = "no handler for this topic"
-    elif not queue.record_applied(conn, event, clock()):
-        note = DUPLICATE_NOTE
-    else:
-        note = handler(conn, event, clock())
+    note = _run(conn, event, handlers, clock)
     state = EventState.PROCESSED if note is None else EventState.IGNORED
     finished = clock()
-    if not queue.finish(conn, event, state, note, finished):
+    if not queue.finish(conn, [queue.Done(event, state, note, started, finished)]):
         raise LeaseLost
-    queue.record_attempt(conn, event, started=started, finished=finished, outcome=state)
     if replay:
         queue.resolve_dead_letter(conn, event.id, finished, "replayed")
     return Outcome(state, note)
+
+
+def _run(
+    conn: Connection,
+    event: ClaimedEvent,
+    handlers: Mapping[str, Handler],
+    clock: Callable[[], datetime],
+) -> str | None:
+    """Apply a held event through its handler, unless it has none or was applied before (W3);
+    None when applied, else the note saying why not."""
+    handler = handlers.get(event.topic)
+    if handler is None:
+        return "no handler for this topic"
+    if not queue.record_applied(conn, event, clock()):
+        return DUPLICATE_NOTE
+    return handler(conn, event, clock())
 
 
 def _failed(
