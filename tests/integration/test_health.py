@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import post_webhook
 from tests.support.servers import threaded_server
+from timedify import migrate
 from timedify.db import make_engine
 from timedify.testing import signed_webhook
 
@@ -54,6 +56,21 @@ def test_health_fails_on_a_database_behind_the_code(tmp_path: Path) -> None:
     migrations = response.json()["checks"]["database:migrations"][0]
     assert migrations["status"] == "fail"
     assert "timedify migrate" in migrations["output"]
+
+
+def test_a_migration_while_serving_shows_at_the_next_probe(tmp_path: Path) -> None:
+    """A schema behind the code is read again on every probe (the current one is cached)."""
+    settings = make_settings(f"sqlite:///{tmp_path}/late.sqlite3", tmp_path)
+    engine = make_engine(settings.database_url)
+    engine.connect().close()
+    with threaded_server(settings) as (url, _app):
+        assert httpx.get(url + "/health").status_code == 503
+        migrate.upgrade(engine)
+        deadline = time.monotonic() + 2
+        while httpx.get(url + "/health").status_code != 200:
+            assert time.monotonic() < deadline, "the migrated schema was not seen"
+            time.sleep(0.05)
+    engine.dispose()
 
 
 def test_health_connection_cannot_write(served: tuple[str, Any]) -> None:
