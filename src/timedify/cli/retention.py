@@ -33,8 +33,20 @@ def retention_cleanup(
         int, typer.Option(min=1, help="Keep completed compliance reports this many days.")
     ] = 30,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=50_000, help="Rows per transaction.")
-    ] = 1000,
+        int, typer.Option(min=1, max=50_000, help="At most this many rows per transaction.")
+    ] = 20_000,
+    batch_ms: Annotated[
+        float,
+        typer.Option(
+            min=0.5, max=1000.0, help="Size batches to hold the write lock about this long."
+        ),
+    ] = 5.0,
+    duty: Annotated[
+        float,
+        typer.Option(
+            min=0.05, max=1.0, help="Share of the time spent deleting; pauses fill the rest."
+        ),
+    ] = 0.5,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -44,7 +56,9 @@ def retention_cleanup(
 
     log = get_logger("timedify.retention")
     settings = command_logging()
-    policy = retention.Policy(days, dead_letter_days, compliance_days, batch_size)
+    policy = retention.Policy(
+        days, dead_letter_days, compliance_days, batch_size, batch_ms / 1000, duty
+    )
     now = datetime.now(UTC)
     with open_engine(settings) as engine:
         with engine.connect() as conn:
