@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 # The smallest batch: below it the fixed cost of a transaction (a PostgreSQL commit's fsync)
 # dominates and shrinking further would only slow the job down without shortening any hold.
-MIN_ROWS = 100
+MIN_ROWS = 50
 # One batch may grow or shrink by at most this factor: one odd measurement (a page-cache miss,
 # a descheduled process) must not swing the size.
 _MAX_STEP = 2.0
