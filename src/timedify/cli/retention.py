@@ -11,9 +11,10 @@ from timedify.cli import console
 
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
---compliance-days ago. Works in batches of --batch-size rows, each its own short transaction,
-so the service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending
-events are never touched.
+--compliance-days ago. Works in short transactions sized to hold the database about --batch-ms
+each (at most --batch-size rows), pausing so that it works only --duty of the time: the
+service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending events are
+never touched.
 
 Example: timedify retention-cleanup --days 30 --dry-run
 
