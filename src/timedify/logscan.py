@@ -4,20 +4,25 @@ A line is one JSON object as `timedify.logs` writes it, optionally behind a pref
 `fly logs` prints: `2026-11-28T06:00:01Z app[683d5e0b] ams [info]{"time": ...}`. The JSON starts
 at the first `{`.
 
-`scan` is built for gigabytes: it reads big binary blocks, finds candidate lines with
-`bytes.find` over the whole block (C speed, no per-line Python), and JSON-parses only those.
-A line is a candidate when it has an error level, an `error_class`, or a 429/5xx status.
+`scan` is built for gigabytes: it reads cache-sized blocks into one reused buffer, finds
+candidate lines with one substring search over the whole block (glibc's `memmem` where there
+is one: ~3x CPython's `bytes.find` for this needle), and JSON-parses only those. A line is a
+candidate when it has an error level, an `error_class`, or a 429/5xx status.
 """
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
 
-BLOCK_SIZE = 8 * 1024 * 1024
+# Small enough that a block is still in the CPU cache when it is searched right after the copy
+# from the page cache; big enough that per-block Python costs nothing.
+BLOCK_SIZE = 1024 * 1024
 # Every line worth counting contains this: `"level":"error"`, `"error_class":...` (H3 requires
 # an error class on 429/5xx/db/webhook failures). One needle means one pass over the bytes at
 # memchr-like speed; each extra needle would cost a whole extra pass.
@@ -26,6 +31,24 @@ SINCE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 ERROR_LEVELS = frozenset({"error", "critical"})
 WEBHOOK_EVENT_PREFIXES = ("webhook_", "event_", "handler_", "worker_")
 CATEGORIES = ("webhook_errors", "db_errors", "http_429", "http_5xx", "errors")
+# Without memmem: `bytes.find` over windows this small takes CPython's Horspool-style search,
+# faster for a short needle than the two-way search it switches to on long ranges.
+_WINDOW = 28_000
+
+Finder = Callable[[int, int], int]
+
+
+def _load_memmem() -> Any:
+    try:
+        memmem = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError):  # no C library to load, or one without memmem
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    return memmem
+
+
+MEMMEM = _load_memmem()
 
 
 def parse_line(line: bytes | str) -> dict[str, Any] | None:
@@ -96,39 +119,92 @@ def scan(stream: IO[bytes], since: datetime | None = None) -> ScanResult:
     """Scan a binary stream of log lines; only lines at or after `since` are counted."""
     result = ScanResult()
     since_key = since.astimezone(UTC).strftime(SINCE_FORMAT) if since else None
-    rest = b""
-    while chunk := stream.read(BLOCK_SIZE):
-        result.bytes += len(chunk)
-        last = chunk.rfind(b"\n")
+    buffer = bytearray(BLOCK_SIZE)
+    find = finder(buffer)
+    kept = 0  # the unfinished last line of the previous block, moved to the buffer's start
+    while True:
+        if kept == len(buffer):  # one line longer than the buffer: make room for the rest
+            buffer = buffer + bytes(len(buffer))  # a new object: the old one is pinned
+            find = finder(buffer)
+        read = _read_into(stream, buffer, kept)
+        if not read:
+            break
+        result.bytes += read
+        end = kept + read
+        last = buffer.rfind(b"\n", kept, end)
         if last == -1:
-            rest += chunk
+            kept = end
             continue
-        begin = 0
-        if rest:
-            # The line split across reads: joined and scanned on its own (no block copy).
-            begin = chunk.find(b"\n") + 1
-            _scan_range(rest + chunk[:begin], 0, len(rest) + begin, since_key, result)
-        _scan_range(chunk, begin, last + 1, since_key, result)
-        rest = chunk[last + 1 :]
-    if rest:
-        _scan_range(rest, 0, len(rest), since_key, result)
+        _scan_range(buffer, find, last + 1, since_key, result)
+        kept = end - last - 1
+        buffer[:kept] = buffer[last + 1 : end]
+    if kept:
+        _scan_range(buffer, find, kept, since_key, result)
     return result
 
 
-def _scan_range(block: bytes, lo: int, hi: int, since: str | None, result: ScanResult) -> None:
-    """Count the candidate lines of `block[lo:hi]` (whole lines only).
+def _read_into(stream: IO[bytes], buffer: bytearray, offset: int) -> int:
+    """Fill `buffer` after `offset` from `stream` without a new bytes object per block."""
+    readinto = getattr(stream, "readinto", None)
+    with memoryview(buffer) as view, view[offset:] as free:
+        if readinto is not None:
+            return int(readinto(free) or 0)
+        data = stream.read(len(free))
+        free[: len(data)] = data
+        return len(data)
+
+
+def finder(buffer: bytearray) -> Finder:
+    """`find(lo, hi)`: the first NEEDLE in `buffer[lo:hi]`, or -1 (memmem when available)."""
+    if MEMMEM is None:
+        return _window_finder(buffer)
+    memmem, needle, size = MEMMEM, NEEDLE, len(NEEDLE)
+    # Holds the buffer's export: the address stays valid (a bytearray with an export cannot move).
+    pinned = ctypes.c_char.from_buffer(buffer)
+    base = ctypes.addressof(pinned)
+
+    def find(lo: int, hi: int) -> int:
+        if hi - lo < size:
+            return -1
+        hit: int | None = memmem(base + lo, hi - lo, needle, size)
+        return -1 if hit is None else hit - base
+
+    find.pinned = pinned  # type: ignore[attr-defined]
+    return find
+
+
+def _window_finder(buffer: bytearray) -> Finder:
+    search, overlap = buffer.find, len(NEEDLE) - 1
+
+    def find(lo: int, hi: int) -> int:
+        while lo < hi:
+            stop = min(lo + _WINDOW, hi)
+            # Windows overlap by len(NEEDLE) - 1 so a needle across a window edge is seen.
+            at = search(NEEDLE, lo, min(stop + overlap, hi))
+            if at != -1:
+                return at
+            lo = stop
+        return -1
+
+    return find
+
+
+def _scan_range(
+    block: bytearray, find_needle: Finder, hi: int, since: str | None, result: ScanResult
+) -> None:
+    """Count the candidate lines of `block[:hi]` (whole lines only).
 
     One loop with local names: it runs once per candidate line of a gigabyte-sized log.
     """
     find, rfind, loads = block.find, block.rfind, orjson.loads
     counts, events = result.counts, result.events
-    at = find(NEEDLE, lo, hi)
+    at = find_needle(0, hi)
     while at != -1:
-        start = rfind(b"\n", lo, at) + 1 or lo
+        start = rfind(b"\n", 0, at) + 1
         end = find(b"\n", at, hi)
         if end == -1:
             end = hi
-        at = find(NEEDLE, end, hi)
+        at = find_needle(end, hi)
         brace = find(b"{", start, end)
         if brace == -1:
             continue
@@ -138,7 +214,7 @@ def _scan_range(block: bytes, lo: int, hi: int, since: str | None, result: ScanR
             continue
         if type(record) is not dict:
             continue
-        if since is not None and _before(record, block[start:brace], since):
+        if since is not None and _before(record, bytes(block[start:brace]), since):
             result.skipped_before_since += 1
             continue
         found = categories(record)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -102,6 +103,13 @@ class EventState(enum.StrEnum):
 
 
 PENDING_STATES = (EventState.RECEIVED, EventState.RETRYING)
+FINISHED_STATES = (EventState.PROCESSED, EventState.IGNORED, EventState.DEAD)
+# The rows retention may delete (finished, or synthetic in any state), as SQL. The same text is
+# the partial index's predicate and a term of retention's queries: SQLite uses a partial index
+# only when the query repeats its WHERE term. `synthetic` alone reads as true/false on both.
+RETENTION_INDEX_WHERE = (
+    "state IN (" + ", ".join(f"'{s.value}'" for s in FINISHED_STATES) + ") OR synthetic"
+)
 
 
 class Base(DeclarativeBase):
@@ -136,6 +144,13 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_due", "state", "next_attempt_at"),
         Index("ix_webhook_events_shop", "shop_domain"),
         Index("ix_webhook_events_topic_received", "topic", "received_at"),
+        Index(
+            "ix_webhook_events_retention",
+            "received_at",
+            "id",
+            sqlite_where=text(RETENTION_INDEX_WHERE),
+            postgresql_where=text(RETENTION_INDEX_WHERE),
+        ),
     )
 
 

@@ -1,9 +1,9 @@
 """Retention: old processed events, old resolved dead letters, old compliance reports (SPEC O5).
 
-Every rule deletes (or clears) in batches of bounded size, each batch its own short transaction,
-with a short pause between batches: on SQLite the write lock is held for milliseconds at a time,
-so the service's group committer keeps acknowledging webhooks while a cleanup of millions of
-rows runs.
+Every rule deletes (or clears) in time-sliced batches (`timedify.pacing`): each batch is its
+own short transaction, sized so it holds the write lock a few milliseconds, and followed by a
+pause proportional to its work, so on SQLite the service's group committer keeps acknowledging
+webhooks while a cleanup of millions of rows runs.
 
 The policy (docs/operations.md):
 - `events`: webhook events that are finished (`processed`, `ignored`, or `dead` with no dead
@@ -26,23 +26,49 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, delete, func, select, text, update
 
-from timedify.models import ComplianceRequest, DeadLetter, EventState, WebhookEvent
+from timedify import retention_sqlite
+from timedify.models import RETENTION_INDEX_WHERE, ComplianceRequest, DeadLetter, UTCDateTime
+from timedify.pacing import Pacer
 
-FINISHED_STATES = (EventState.PROCESSED, EventState.IGNORED, EventState.DEAD)
 RULES = ("dead_letters", "events", "compliance_reports")
+POSTGRES_BATCH_SECONDS = 0.2
+
+# The events rule as SQL text, not ORM expressions: the first term must be the partial index's
+# predicate word for word (models.RETENTION_INDEX_WHERE), or SQLite will not use the index.
+# `synthetic OR NOT EXISTS (...)` together with it is exactly "finished without a dead letter,
+# or synthetic".
+_EVENTS_WHERE = f"""({RETENTION_INDEX_WHERE}) AND received_at < :cutoff
+  AND (synthetic OR NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.event_pk = e.id))"""
+_COUNT_EVENTS = text(f"SELECT count(*) FROM webhook_events AS e WHERE {_EVENTS_WHERE}")
+# Keyset on (received_at, id), the index's order: rows kept back (an open dead letter, a row
+# another transaction holds) are passed once instead of re-read by every batch.
+_SELECT_EVENTS = f"SELECT id, received_at FROM webhook_events AS e WHERE {_EVENTS_WHERE}"
+_ORDER = " ORDER BY received_at, id LIMIT :rows"
+FIRST_EVENTS = _SELECT_EVENTS + _ORDER
+NEXT_EVENTS = (
+    _SELECT_EVENTS
+    + " AND received_at >= :after_at AND (received_at > :after_at OR id > :after_id)"
+    + _ORDER
+)
 
 
 @dataclass(frozen=True)
 class Policy:
-    """How old is too old, and how big a batch may be."""
+    """How old is too old, and how hard a cleanup may press on the database.
+
+    `batch_size` caps the rows of one transaction; within it the size follows `batch_seconds`,
+    the time one transaction may hold the write lock. `duty` is the share of the wall clock the
+    cleanup works; it pauses the rest.
+    """
 
     days: int
     dead_letter_days: int = 30
     compliance_days: int = 30
-    batch_size: int = 1000
-    pause_seconds: float = 0.01
+    batch_size: int = 20_000
+    batch_seconds: float = 0.005
+    duty: float = 0.5
 
 
 @dataclass
@@ -56,39 +82,40 @@ class Counts:
         return sum(self.values.values())
 
 
-def _event_filter(policy: Policy, now: datetime) -> Any:
-    e = WebhookEvent
-    cutoff = now - timedelta(days=policy.days)
-    no_dead_letter = ~exists().where(DeadLetter.event_pk == e.id)
-    finished = e.state.in_(FINISHED_STATES) & no_dead_letter
-    return (e.received_at < cutoff) & or_(finished, e.synthetic.is_(True))
+@dataclass
+class _Keyset:
+    """Where the events rule's walk along the retention index has got to."""
+
+    # The database's own value (SQLite: the stored text), handed back untouched: converting
+    # every row's timestamp to a datetime cost more than the rest of the Python per batch.
+    received_at: Any = None
+    id: int = 0
+
+
+def _cutoff(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)
 
 
 def _dead_letter_filter(policy: Policy, now: datetime) -> Any:
-    return DeadLetter.resolved_at < now - timedelta(days=policy.dead_letter_days)
+    return DeadLetter.resolved_at < _cutoff(now, policy.dead_letter_days)
 
 
 def _compliance_filter(policy: Policy, now: datetime) -> Any:
     c = ComplianceRequest
-    return (c.completed_at < now - timedelta(days=policy.compliance_days)) & c.report.is_not(None)
-
-
-_TABLES: dict[str, tuple[Any, Callable[[Policy, datetime], Any]]] = {
-    "dead_letters": (DeadLetter, _dead_letter_filter),
-    "events": (WebhookEvent, _event_filter),
-    "compliance_reports": (ComplianceRequest, _compliance_filter),
-}
+    return (c.completed_at < _cutoff(now, policy.compliance_days)) & c.report.is_not(None)
 
 
 def plan(conn: Connection, policy: Policy, now: datetime) -> Counts:
     """What a cleanup would touch now (the dry run, and the progress bar's total)."""
     counts = Counts()
-    for rule, (model, condition) in _TABLES.items():
-        counts.values[rule] = int(
-            conn.execute(
-                select(func.count()).select_from(model).where(condition(policy, now))
-            ).scalar_one()
-        )
+    for rule, model, condition in (
+        ("dead_letters", DeadLetter, _dead_letter_filter),
+        ("compliance_reports", ComplianceRequest, _compliance_filter),
+    ):
+        query = select(func.count()).select_from(model).where(condition(policy, now))
+        counts.values[rule] = int(conn.execute(query).scalar_one())
+    cutoff = bindparam("cutoff", _cutoff(now, policy.days), type_=UTCDateTime())
+    counts.values["events"] = int(conn.execute(_COUNT_EVENTS.bindparams(cutoff)).scalar_one())
     return counts
 
 
@@ -98,32 +125,49 @@ def run(
     now: datetime,
     on_batch: Callable[[str, int], None] = lambda rule, done: None,
 ) -> Counts:
-    """Apply every rule in bounded batches; `on_batch(rule, rows)` after each commit."""
+    """Apply every rule in time-sliced batches; `on_batch(rule, rows)` after each commit."""
     counts = Counts()
-    for rule in RULES:
-        while True:
-            with engine.begin() as conn:
-                done = _batch(conn, rule, policy, now)
-            counts.values[rule] += done
-            if done:
-                on_batch(rule, done)
-            if done < policy.batch_size:
-                break
-            # Lets a waiting writer (the ingest committer) take the lock between batches.
-            time.sleep(policy.pause_seconds)
+    with engine.connect() as conn, retention_sqlite.bulk_session(conn) as checkpoint:
+        for rule in RULES:
+            pacer = Pacer(_target(conn, policy), policy.duty, policy.batch_size)
+            keyset = _Keyset()
+            while True:
+                rows = pacer.rows
+                with conn.begin():
+                    # Timed from when the write lock is ours: waiting for it is not holding it.
+                    started = time.perf_counter()
+                    done = _batch(conn, rule, policy, now, rows, keyset)
+                held = time.perf_counter() - started
+                counts.values[rule] += done
+                if done:
+                    on_batch(rule, done)
+                if done < rows:
+                    break
+                pacer.finished(done, held, checkpoint())
     return counts
 
 
-def _batch(conn: Connection, rule: str, policy: Policy, now: datetime) -> int:
-    model, condition = _TABLES[rule]
-    ids = list(
-        conn.execute(
-            select(model.id)
-            .where(condition(policy, now))
-            .order_by(model.id)
-            .limit(policy.batch_size)
-        ).scalars()
+def _target(conn: Connection, policy: Policy) -> float:
+    # PostgreSQL's row locks let the ingest commit while a batch runs, so there a batch only
+    # has to keep its transaction short; and its commit alone (an fsync) can take longer than
+    # SQLite's lock budget, which would pin every batch at the minimum size.
+    if conn.dialect.name == "postgresql":
+        return max(policy.batch_seconds, POSTGRES_BATCH_SECONDS)
+    return policy.batch_seconds
+
+
+def _batch(
+    conn: Connection, rule: str, policy: Policy, now: datetime, rows: int, keyset: _Keyset
+) -> int:
+    if rule == "events":
+        return _events_batch(conn, policy, now, rows, keyset)
+    model, condition = (
+        (DeadLetter, _dead_letter_filter)
+        if rule == "dead_letters"
+        else (ComplianceRequest, _compliance_filter)
     )
+    query = select(model.id).where(condition(policy, now)).order_by(model.id).limit(rows)
+    ids = list(conn.execute(query).scalars())
     if not ids:
         return 0
     if rule == "compliance_reports":
@@ -131,3 +175,42 @@ def _batch(conn: Connection, rule: str, policy: Policy, now: datetime) -> int:
     else:
         conn.execute(delete(model).where(model.id.in_(ids)))
     return len(ids)
+
+
+def _events_batch(
+    conn: Connection, policy: Policy, now: datetime, rows: int, keyset: _Keyset
+) -> int:
+    """Delete the next `rows` old events along the retention index, children first."""
+    postgres = conn.dialect.name == "postgresql"
+    # PostgreSQL: lock the batch so no worker or replay changes it until the deletes below;
+    # a row some worker holds (a synthetic event being processed) waits for the next run.
+    first = keyset.received_at is None
+    sql = (FIRST_EVENTS if first else NEXT_EVENTS) + (" FOR UPDATE SKIP LOCKED" if postgres else "")
+    query = text(sql).bindparams(
+        bindparam("cutoff", _cutoff(now, policy.days), type_=UTCDateTime()), rows=rows
+    )
+    if not first:
+        query = query.bindparams(after_at=keyset.received_at, after_id=keyset.id)
+    found = conn.execute(query.columns(id=Integer())).all()
+    if not found:
+        return 0
+    ids = [row.id for row in found]
+    # Children explicitly, by the batch's ids: one indexed statement per table instead of a
+    # cascade lookup per deleted event (dead letters: only synthetic events can still have one).
+    for table, column in (("event_attempts", "event_pk"), ("dead_letters", "event_pk")):
+        conn.execute(_delete_ids(table, column, postgres), {"ids": _ids_param(ids, postgres)})
+    conn.execute(_delete_ids("webhook_events", "id", postgres), {"ids": _ids_param(ids, postgres)})
+    keyset.received_at, keyset.id = found[-1].received_at, found[-1].id
+    return len(ids)
+
+
+def _delete_ids(table: str, column: str, postgres: bool) -> Any:
+    # One statement text whatever the batch size (a list bound as one parameter, not n `?`s), so
+    # it is prepared once.
+    if postgres:
+        return text(f"DELETE FROM {table} WHERE {column} = ANY(CAST(:ids AS BIGINT[]))")
+    return text(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(:ids))")
+
+
+def _ids_param(ids: list[int], postgres: bool) -> Any:
+    return ids if postgres else "[" + ",".join(map(str, ids)) + "]"

@@ -155,3 +155,80 @@ def _send_loop(url: str, statuses: list[int], done: threading.Event) -> None:
             hook = signed_webhook("app/uninstalled", SHOP, "test-secret-0123456789")
             response = client.post(url + hook.path(), content=hook.body, headers=hook.headers)
             statuses.append(response.status_code)
+
+
+def test_events_held_back_by_dead_letters_do_not_stop_the_walk(db_url: str) -> None:
+    """Old dead events with an open dead letter, spread between deletable ones, stay; the rest go.
+
+    Small batches make the walk along the retention index pass kept rows many times.
+    """
+    states = [EventState.DEAD if i % 3 == 0 else EventState.PROCESSED for i in range(40)]
+    ids = insert_rows(db_url, WebhookEvent, [event_row(age=OLD, state=s) for s in states])
+    held = [pk for pk, state in zip(ids, states, strict=True) if state == EventState.DEAD]
+    insert_rows(db_url, DeadLetter, [dead_letter_row(pk, resolved_age=None) for pk in held])
+    engine = make_engine(db_url)
+    try:
+        policy = retention.Policy(days=30, batch_size=4)
+        counts = retention.run(engine, policy, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert counts.values["events"] == len(ids) - len(held)
+    assert sorted(row["id"] for row in table_rows(db_url, WebhookEvent)) == held
+    assert len(table_rows(db_url, DeadLetter)) == len(held)
+
+
+def test_old_synthetic_events_go_with_their_dead_letters_and_attempts(db_url: str) -> None:
+    """Smoke-test leftovers go after `days` in any state, an unresolved dead letter included."""
+    ids = insert_rows(
+        db_url, WebhookEvent, [event_row(age=OLD, state=EventState.DEAD, synthetic=True)]
+    )
+    insert_rows(db_url, DeadLetter, [dead_letter_row(ids[0], resolved_age=None)])
+    at = datetime.now(UTC) - OLD
+    insert_rows(
+        db_url,
+        EventAttempt,
+        [{"event_pk": ids[0], "attempt": n, "started_at": at, "finished_at": at,
+          "outcome": "failed"} for n in (1, 2)],
+    )  # fmt: skip
+    engine = make_engine(db_url)
+    try:
+        counts = retention.run(engine, retention.Policy(days=30), datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert counts.values["events"] == 1
+    assert counts.values["dead_letters"] == 0  # not a resolved one: it went with its event
+    for model in (WebhookEvent, DeadLetter, EventAttempt):
+        assert table_rows(db_url, model) == []
+
+
+def test_sqlite_cleanup_finds_old_events_through_the_retention_index(sqlite_url: str) -> None:
+    """Finding the next batch is an index range, never a scan of the table."""
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + retention.NEXT_EVENTS,
+                {"cutoff": "2026-01-01", "after_at": "", "after_id": 0, "rows": 10},
+            ).all()
+    finally:
+        engine.dispose()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "ix_webhook_events_retention" in details
+    assert "SCAN e" not in details
+
+
+def test_sqlite_connection_settings_are_put_back_after_a_run(sqlite_url: str) -> None:
+    """The bulk settings (no fsync per commit, no auto-checkpoint) end with the run."""
+    insert_rows(sqlite_url, WebhookEvent, [event_row(age=OLD) for _ in range(3)])
+    engine = make_engine(sqlite_url, pool_size=1)
+    pragmas = ("synchronous", "wal_autocheckpoint", "cache_size", "foreign_keys")
+    try:
+        with engine.connect() as conn:
+            before = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in pragmas}
+        retention.run(engine, retention.Policy(days=30), datetime.now(UTC))
+        with engine.connect() as conn:
+            after = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in pragmas}
+    finally:
+        engine.dispose()
+    assert after == before
+    assert before["synchronous"] == 2  # FULL, as every service connection

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import sys
 from datetime import UTC, datetime
+from unittest.mock import patch
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from timedify import logscan
 
@@ -103,3 +107,81 @@ def test_record_time_falls_back_to_the_prefix() -> None:
     record = {"level": "error"}
     assert logscan.record_time(record, FLY + b"{}") == datetime(2026, 11, 28, 6, 0, 1, tzinfo=UTC)
     assert logscan.record_time(record, b"{}") is None
+
+
+def reference_scan(data: bytes, since: datetime | None) -> logscan.ScanResult:
+    """The simple per-line reading that `scan`'s block search must equal."""
+    result = logscan.ScanResult(bytes=len(data))
+    since_key = since.astimezone(UTC).strftime(logscan.SINCE_FORMAT) if since else None
+    for text in data.split(b"\n"):
+        if logscan.NEEDLE not in text or (record := logscan.parse_line(text)) is None:
+            continue
+        if since_key and logscan._before(record, text[: text.find(b"{")], since_key):
+            result.skipped_before_since += 1
+            continue
+        if found := logscan.categories(record):
+            result.candidates += 1
+            for category in found:
+                result.counts[category] = result.counts.get(category, 0) + 1
+            event = str(record.get("event", "?"))
+            result.events[event] = result.events.get(event, 0) + 1
+    return result
+
+
+records = st.fixed_dictionaries(
+    {
+        "time": st.sampled_from(
+            ["2026-11-28T05:59:59.999999Z", "2026-11-28T06:00:00Z", "2026-11-28T08:00:01+02:00"]
+        ),
+        "level": st.sampled_from(["info", "warning", "error", "critical"]),
+        "event": st.sampled_from(["webhook_accepted", "handler_failed", "db_down", "error"]),
+    },
+    optional={
+        "error_class": st.sampled_from(["db", "webhook", "http_429", "http_5xx", "other"]),
+        "status": st.sampled_from([200, 401, 429, 503, "503"]),
+        "error": st.text(max_size=12),
+    },
+)
+log_lines = st.one_of(
+    records.map(orjson.dumps),
+    records.map(lambda r: FLY + orjson.dumps(r)),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
+    st.just(b'{"error": broken'),
+    st.just(b'"error" [1, 2]'),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(log_lines, max_size=40),
+    final_newline=st.booleans(),
+    block_size=st.integers(min_value=1, max_value=400),
+    window=st.integers(min_value=1, max_value=64),
+    use_memmem=st.booleans(),
+    since=st.sampled_from([None, datetime(2026, 11, 28, 6, 0, tzinfo=UTC)]),
+)
+def test_block_scan_equals_the_per_line_reading(
+    lines: list[bytes],
+    final_newline: bool,
+    block_size: int,
+    window: int,
+    use_memmem: bool,
+    since: datetime | None,
+) -> None:
+    """Any block size (lines split anywhere, lines longer than a block), either search."""
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    memmem = logscan.MEMMEM if use_memmem else None
+    with (
+        patch.object(logscan, "BLOCK_SIZE", block_size),
+        patch.object(logscan, "_WINDOW", window),
+        patch.object(logscan, "MEMMEM", memmem),
+    ):
+        result = logscan.scan(io.BytesIO(data), since)
+    expected = reference_scan(data, since)
+    assert result == expected
+
+
+def test_the_fast_search_is_there_on_linux() -> None:
+    """The container and CI run on glibc: the benchmarked path is the one in production."""
+    if sys.platform.startswith("linux"):
+        assert logscan.MEMMEM is not None

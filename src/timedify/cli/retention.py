@@ -11,9 +11,10 @@ from timedify.cli import console
 
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
---compliance-days ago. Works in batches of --batch-size rows, each its own short transaction,
-so the service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending
-events are never touched.
+--compliance-days ago. Works in short transactions sized to hold the database about --batch-ms
+each (at most --batch-size rows), pausing so that it works only --duty of the time: the
+service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending events are
+never touched.
 
 Example: timedify retention-cleanup --days 30 --dry-run
 
@@ -33,8 +34,20 @@ def retention_cleanup(
         int, typer.Option(min=1, help="Keep completed compliance reports this many days.")
     ] = 30,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=50_000, help="Rows per transaction.")
-    ] = 1000,
+        int, typer.Option(min=1, max=50_000, help="At most this many rows per transaction.")
+    ] = 20_000,
+    batch_ms: Annotated[
+        float,
+        typer.Option(
+            min=0.5, max=1000.0, help="Size batches to hold the write lock about this long."
+        ),
+    ] = 5.0,
+    duty: Annotated[
+        float,
+        typer.Option(
+            min=0.05, max=1.0, help="Share of the time spent deleting; pauses fill the rest."
+        ),
+    ] = 0.5,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -44,7 +57,9 @@ def retention_cleanup(
 
     log = get_logger("timedify.retention")
     settings = command_logging()
-    policy = retention.Policy(days, dead_letter_days, compliance_days, batch_size)
+    policy = retention.Policy(
+        days, dead_letter_days, compliance_days, batch_size, batch_ms / 1000, duty
+    )
     now = datetime.now(UTC)
     with open_engine(settings) as engine:
         with engine.connect() as conn:
