@@ -82,7 +82,7 @@ def test_killed_worker_leaves_events_to_be_reclaimed_after_the_lease(
     """P1: SIGKILL with a batch in hand; after the lease expires another worker applies each
     of those events, once."""
     env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="100", WORKER_LEASE_SECONDS="5")
-    total = 600
+    total = 4000  # enough that a worker draining thousands a second is still busy when killed
     store_events(db_url, subscription_hooks(total))
     with workers(env, tmp_path, 1) as [first]:
         wait_for(lambda: processed_attempts(db_url) >= 50, 60, "the first worker to get going")
@@ -100,7 +100,7 @@ def test_killed_worker_leaves_events_to_be_reclaimed_after_the_lease(
 def test_sigterm_leaves_no_event_in_processing(db_url: str, tmp_path: Path) -> None:
     """P1: SIGTERM finishes the current event, releases the claimed rest, exits 0."""
     env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="200")
-    total = 1000
+    total = 5000  # enough that a worker draining thousands a second is still busy when stopped
     store_events(db_url, subscription_hooks(total))
     with workers(env, tmp_path, 1) as [worker]:
         wait_for(lambda: processed_attempts(db_url) >= 20, 60, "the worker to get going")
