@@ -115,15 +115,16 @@ class HealthProbe:
 
     Concurrent requests share the probe in flight, and a probe result younger than `MAX_AGE`
     seconds answers from memory (one older than `REFRESH_AFTER` starts a new probe in the
-    background): a deploy gate, load balancers and monitors polling at once cost one probe per
-    tenth of a second, and none of them waits for the database. What lives in this process - failing
+    background): a deploy gate, load balancers and monitors polling at once cost at most five
+    probes a second, and none of them waits for the database. What lives in this process - failing
     webhook commits, a missing SQLite file, a stopped in-process worker - is checked on every
     request, so it is never stale.
     """
 
     # Short enough that a check run right after a change (a test, an operator's second look)
-    # sees the change; long enough that continuous polling never waits for the database.
-    REFRESH_AFTER = 0.1
+    # sees the change; long enough that continuous polling never waits for the database, and
+    # that the probe's own Python (which holds the GIL) stays out of the polling's p99.
+    REFRESH_AFTER = 0.2
     MAX_AGE = 0.25
     # A schema at the code's revision is read again after this long; one behind (or ahead) on
     # every probe, so a `timedify migrate` shows at once. Alembic's reading of the revision was
