@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -178,6 +179,7 @@ class _Writer:
     def __init__(self, committer: GroupCommitter) -> None:
         self._committer = committer
         self._conn: Connection | None = None
+        self._lock_wait = 0.0  # SQLite: how long to keep asking for a write lock held elsewhere
         self.settled = 0  # written by this writer's thread only
 
     def run(self) -> None:
@@ -196,7 +198,7 @@ class _Writer:
     def _commit(self, batch: list[_Handover], size: int) -> None:
         rows = [row for handover in batch for row in handover.rows]
         try:
-            inserted = store.insert_events(self._connection(), rows)
+            inserted = self._insert(rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
             self._drop_connection()
             if size > 1 and _refused_row(exc):
@@ -237,6 +239,24 @@ class _Writer:
         self._settle(batch, outcomes)
         self._report(len(rows))
 
+    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        """`store.insert_events`, asking again every 0.5 ms while SQLite's write lock is held.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between attempts: a batch that
+        met a worker's or a cleanup's transaction of a few milliseconds slept up to twice as
+        long again, and every acknowledgement in it with it. A repeated batch is safe: rows an
+        interrupted earlier statement stored carry this batch's `received_at`, so they are
+        still reported as new (`store.insert_events`).
+        """
+        deadline = time.monotonic() + self._lock_wait
+        while True:
+            try:
+                return store.insert_events(self._connection(), rows)
+            except Exception as exc:
+                if not _lock_held_elsewhere(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_LOCK_POLL_SECONDS)
+
     def _report(self, size: int) -> None:
         if self._committer._on_commit is not None:
             self._committer._on_commit(size)
@@ -270,7 +290,12 @@ class _Writer:
             conn = self._committer._engine.connect()
             self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             if self._committer._checkpointer is not None:
-                WalCheckpointer.take_over(self._conn.connection.driver_connection)
+                raw = self._conn.connection.driver_connection
+                assert raw is not None
+                WalCheckpointer.take_over(raw)
+                # The lock is asked for by `_insert`, not by SQLite's sleeping busy handler.
+                self._lock_wait = raw.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+                raw.execute("PRAGMA busy_timeout = 0")
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -289,6 +314,15 @@ def _settle_all(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+_LOCK_POLL_SECONDS = 0.0005
+
+
+def _lock_held_elsewhere(exc: BaseException) -> bool:
+    """SQLite's SQLITE_BUSY: another connection holds the write lock (nothing was changed)."""
+    original = getattr(exc, "orig", exc)
+    return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 def _is_sqlite(engine: Engine) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import uuid
 
@@ -81,3 +82,37 @@ def test_several_writers_commit_every_row_once(db_url: str) -> None:
     assert outcomes == ([True] * 30 + [False]) * 10
     stored = [e["webhook_id"] for e in events(db_url)]
     assert sorted(stored) == sorted(r["webhook_id"] for r in rows)
+
+
+def test_a_write_lock_held_elsewhere_is_waited_for_not_failed(sqlite_url: str) -> None:
+    """SQLite: the writer keeps asking for the lock a worker or a cleanup holds for a moment
+    (it does not sleep in SQLite's busy handler), and the webhook is stored once, as new."""
+    from timedify.db import sqlite_path
+
+    path = sqlite_path(sqlite_url)
+    assert path is not None
+    engine = make_engine(sqlite_url)
+    committer = GroupCommitter(engine)
+    committer.start()
+    row = _row(str(uuid.uuid4()))
+    holder = sqlite3.connect(path, isolation_level=None)
+
+    async def submit_while_locked() -> bool:
+        # A first commit opens the writer's connection (and sets up its lock polling).
+        await committer.submit(_row(str(uuid.uuid4())))
+        holder.execute("BEGIN IMMEDIATE")
+        future = committer.submit(row)
+        await asyncio.sleep(0.3)
+        assert not future.done(), "still waiting for the lock"
+        holder.execute("COMMIT")
+        return await future
+
+    try:
+        outcome = asyncio.run(submit_while_locked())
+    finally:
+        holder.close()
+        committer.stop()
+        engine.dispose()
+    assert outcome is True
+    assert [e["webhook_id"] for e in events(sqlite_url)].count(row["webhook_id"]) == 1
+    assert not committer.state.failing
