@@ -248,11 +248,14 @@ class _Writer:
         interrupted earlier statement stored carry this batch's `received_at`, so they are
         still reported as new (`store.insert_events`).
         """
-        deadline = time.monotonic() + self._lock_wait
+        deadline: float | None = None
         while True:
             try:
-                return store.insert_events(self._connection(), rows)
+                conn = self._connection()  # (re)connecting also reads the bound
+                return store.insert_events(conn, rows)
             except Exception as exc:
+                if deadline is None:
+                    deadline = time.monotonic() + self._lock_wait
                 if not _lock_held_elsewhere(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(_LOCK_POLL_SECONDS)
