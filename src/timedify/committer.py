@@ -223,7 +223,7 @@ class _Writer:
         outcomes: list[bool | Exception] = []
         for row in rows:
             try:
-                outcomes.append(bool(store.insert_events(self._connection(), [row])))
+                outcomes.append(bool(self._insert([row])))
             except Exception as exc:  # this row's own failure, answered 503 like any other
                 self._drop_connection()
                 log.error(
