@@ -23,10 +23,15 @@ def test_one_reading_per_iteration_then_a_new_one() -> None:
 
 def test_a_new_loop_never_gets_the_reading_of_a_stopped_one() -> None:
     clock = _IterationClock()
+    stopped = asyncio.new_event_loop()
+    readings: list[datetime] = []
+    # The loop stops in the iteration that read the clock: its tick never runs.
+    stopped.call_soon(lambda: (readings.append(clock.now()), stopped.stop()))
+    stopped.run_forever()
+    stopped.close()
 
     async def read() -> datetime:
         return clock.now()
 
-    first = asyncio.run(read())  # the loop stops before its tick can clear the reading
-    second = asyncio.run(read())
-    assert second > first
+    readings.append(asyncio.run(read()))
+    assert readings[1] > readings[0]
