@@ -135,7 +135,9 @@ class GroupCommitter:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put(self._open.pop(loop))
 
-    def _next_batch(self) -> tuple[list[_Handover], int, bool]:
+    # What the writers use (`_Writer`): the queue, the shared state, the commit callback.
+
+    def next_batch(self) -> tuple[list[_Handover], int, bool]:
         """Wait for queued rows and take what is queued (up to the batch size); True: stop."""
         first = self._queue.get()
         if first is _STOP:
@@ -153,14 +155,24 @@ class GroupCommitter:
             size += len(item.rows)
         return batch, size, False
 
-    def _committed(self) -> None:
+    def committed(self) -> None:
         with self.state.lock:
             self.state.last_success = time.monotonic()
             self.state.consecutive_failures = 0
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
-    def _record_failure(self, exc: Exception) -> None:
+    def report(self, size: int) -> None:
+        """`size` webhooks were settled by one commit (metrics, the worker's wake-up)."""
+        if self._on_commit is not None:
+            self._on_commit(size)
+
+    def connect(self) -> tuple[Connection, bool]:
+        """A new writer connection in autocommit; True when it is SQLite's (checkpointed here)."""
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return conn, self._checkpointer is not None
+
+    def record_failure(self, exc: Exception) -> None:
         with self.state.lock:
             self.state.last_failure = time.monotonic()
             self.state.last_error_class = type(exc).__name__
@@ -185,7 +197,7 @@ class _Writer:
     def run(self) -> None:
         try:
             while True:
-                batch, size, stop = self._committer._next_batch()
+                batch, size, stop = self._committer.next_batch()
                 if batch:
                     self._commit(batch, size)
                 if stop:
@@ -205,11 +217,11 @@ class _Writer:
                 # One row the database refuses must not fail the webhooks it shares a batch with.
                 self._commit_each(batch, rows)
                 return
-            self._committer._record_failure(exc)
+            self._committer.record_failure(exc)
             error = DatabaseUnavailableError(_short(exc))
             self._settle(batch, [error] * size)
             return
-        self._committer._committed()
+        self._committer.committed()
         outcomes: list[bool | Exception] = []
         for row in rows:
             # A webhook id repeated within one batch is new only the first time (W3).
@@ -235,7 +247,7 @@ class _Writer:
                 )
                 outcomes.append(DatabaseUnavailableError(_short(exc)))
         if any(not isinstance(o, Exception) for o in outcomes):
-            self._committer._committed()
+            self._committer.committed()
         self._settle(batch, outcomes)
         self._report(len(rows))
 
@@ -261,8 +273,7 @@ class _Writer:
             time.sleep(_LOCK_POLL_SECONDS)
 
     def _report(self, size: int) -> None:
-        if self._committer._on_commit is not None:
-            self._committer._on_commit(size)
+        self._committer.report(size)
 
     def _settle(self, batch: list[_Handover], outcomes: list[bool | Exception]) -> None:
         """Settle every future of the batch with one callback per event loop (cheap under load)."""
@@ -290,9 +301,8 @@ class _Writer:
         the connection and the next one connects afresh, so an outage heals without a restart.
         """
         if self._conn is None:
-            conn = self._committer._engine.connect()
-            self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if self._committer._checkpointer is not None:
+            self._conn, sqlite = self._committer.connect()
+            if sqlite:
                 raw = self._conn.connection.driver_connection
                 assert raw is not None
                 WalCheckpointer.take_over(raw)
