@@ -17,6 +17,8 @@ from bench.scenarios import Bench
 # thousands of unprocessed events (the benchmark runs `serve --no-worker`) its backlog query would
 # measure a backlog no running worker lets grow.
 SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
+# Run only when named: they explain a figure rather than measure a target.
+OPTIONAL = ("layers",)
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -26,7 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="Benchmarks against a same-run raw-ASGI baseline (docs/benchmarks.md).",
         epilog="Example: python -m bench ack --db sqlite --repeat 1",
     )
-    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], default=[])
+    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS, *OPTIONAL], default=[])
     parser.add_argument("--db", action="append", choices=DATABASES, help="default: both")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
@@ -41,7 +43,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    chosen = [s for s in SCENARIOS if s in args.scenario] if args.scenario else list(SCENARIOS)
+    everything = (*SCENARIOS, *OPTIONAL)
+    chosen = [s for s in everything if s in args.scenario] if args.scenario else list(SCENARIOS)
     databases = args.db or list(DATABASES)
     wrk.ensure_wrk()
     started = time.monotonic()
@@ -93,6 +96,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.drain(bench))
             elif name == "alerting":
                 sections.append(scenarios.alerting(bench))
+            elif name == "layers":
+                sections.append(scenarios.layers(bench))
             elif name == "retention" and "sqlite" in procs:
                 sections.append(scenarios.retention_cleanup(bench))
             else:

@@ -83,6 +83,7 @@ def _median(values: list[float]) -> float:
 class _Series:
     results: list[wrk.Result] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # the server's CPU time per request
 
     def row(self, name: str, c: int) -> list[str]:
         r = self.results
@@ -103,23 +104,36 @@ _HEADER = ["server", "c", "req/s", "x baseline", "p50 ms", "p90 ms", "p99 ms", "
 
 
 def _paired(
-    bench: Bench, script: Callable[[], Path], path: str, connections: list[int]
+    bench: Bench,
+    script: Callable[[], Path],
+    path: str,
+    connections: list[int],
+    servers: dict[str, Process] | None = None,
 ) -> dict[tuple[str, int], _Series]:
-    """Baseline and every service at each concurrency, `repeat` times, interleaved."""
+    """Baseline and every service (or `servers`) at each concurrency, `repeat` times, in turn."""
     series: dict[tuple[str, int], _Series] = {}
     for _ in range(bench.repeat):
         for c in connections:
-            base = wrk.run(
-                bench.baseline.url + path, script(), connections=c, seconds=bench.seconds
-            )
-            series.setdefault(("baseline", c), _Series()).results.append(base)
+            base = _measured(bench, bench.baseline, path, script(), c)
+            series.setdefault(("baseline", c), _Series()).results.append(base[0])
             series[("baseline", c)].ratios.append(1.0)
-            for name, proc in bench.services.items():
-                result = wrk.run(proc.url + path, script(), connections=c, seconds=bench.seconds)
+            series[("baseline", c)].cpu_us.append(base[1])
+            for name, proc in (bench.services if servers is None else servers).items():
+                result, cpu_us = _measured(bench, proc, path, script(), c)
                 s = series.setdefault((name, c), _Series())
                 s.results.append(result)
-                s.ratios.append(result.rps / base.rps if base.rps else float("nan"))
+                s.ratios.append(result.rps / base[0].rps if base[0].rps else float("nan"))
+                s.cpu_us.append(cpu_us)
     return series
+
+
+def _measured(
+    bench: Bench, proc: Process, path: str, script: Path, c: int
+) -> tuple[wrk.Result, float]:
+    """One wrk run and the server's CPU time per request during it (microseconds)."""
+    before = proc.cpu_seconds()
+    result = wrk.run(proc.url + path, script, connections=c, seconds=bench.seconds)
+    return result, (proc.cpu_seconds() - before) * 1e6 / max(result.requests, 1)
 
 
 def ack(bench: Bench) -> str:
@@ -151,6 +165,55 @@ def ack(bench: Bench) -> str:
         + "\n\n"
         + "; ".join(checks)
         + ".\n"
+    )
+
+
+_LAYERS = {
+    "baseline": "read the body, answer 200",
+    "bare": "+ verify, validate, build the row, answer (no commit, log line or metrics)",
+    "observed": "+ metrics and the JSON log line",
+}
+
+
+def layers(bench: Bench) -> str:
+    """The endpoint with parts left out (`bench.layers`) between the baseline and the service.
+
+    Not in the default run: it explains the ack ratio rather than measuring a target.
+    """
+    url = services.sqlite_database(bench.workdir, "layers")
+    servers = {
+        name: services.layer(name, url, bench.secret, bench.workdir)
+        for name in ("bare", "observed")
+    }
+    try:
+        top = max(bench.concurrency)
+        series = _paired(bench, bench.webhooks, "/webhooks", [top], {**servers, **bench.services})
+    finally:
+        for proc in servers.values():
+            proc.stop()
+    described = {
+        **_LAYERS,
+        **dict.fromkeys(bench.services, "+ the durable group commit: the service"),
+    }
+    rows = []
+    for name, what in described.items():
+        s = series[(name, top)]
+        rows.append(
+            [
+                name,
+                what,
+                f"{_median([x.rps for x in s.results]):,.0f}",
+                f"{_median(s.ratios):.2f}",
+                f"{_median(s.cpu_us):.0f}",
+                f"{_median([x.p99_ms for x in s.results]):.2f}",
+                str(sum(x.errors + x.non_2xx for x in s.results)),
+            ]
+        )
+    header = ["server", "per request", "req/s", "x baseline", "CPU us/req", "p99 ms", "errors"]
+    return (
+        f"#### Layers: where an acknowledgement's time goes, c{top}\n\n"
+        + table(header, rows)
+        + "\n"
     )
 
 

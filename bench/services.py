@@ -60,6 +60,11 @@ class Process:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not come up: see {self.log}")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the process ever had."""
         status = Path(f"/proc/{self.pid}/status").read_text()
@@ -124,6 +129,14 @@ def service(name: str, database_url: str, secret: str, workdir: Path) -> Process
     env = service_env(database_url, secret, workdir)
     args = ["-m", "timedify", "serve", "--no-worker"]
     return Process(name, args, env, workdir / f"{name}.log").start("/health/live")
+
+
+def layer(name: str, database_url: str, secret: str, workdir: Path) -> Process:
+    """`python -m bench.layers NAME`: the endpoint without its durable commit (see there)."""
+    env = service_env(database_url, secret, workdir)
+    args = ["-m", "bench.layers", name, "{port}"]
+    # Any answer below 500 means it is up: the endpoint answers a GET with 405.
+    return Process(name, args, env, workdir / f"{name}.log").start("/webhooks")
 
 
 def acked_counts(url: str) -> tuple[int, int]:
