@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +32,10 @@ log = get_logger("timedify.ingest")
 accepted_log = HotLogger("timedify.ingest")
 _JSON = (b"content-type", b"application/json")
 _MAX_ID_LENGTH = 255
+_HANDLED = frozenset(shopify.TOPICS)
+_ACCEPTED = b'{"status":"accepted"}'
+# A tuple: nothing can append to the headers every acknowledgement shares.
+_ACCEPTED_HEADERS = (_JSON, (b"content-length", str(len(_ACCEPTED)).encode()))
 
 
 class Rejection(Exception):
@@ -48,35 +51,6 @@ class Rejection(Exception):
 
 class _Disconnected(Exception):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A verified, well-formed webhook, ready to be stored."""
-
-    topic: str
-    webhook_id: str
-    shop_domain: str
-    headers: shopify.WebhookHeaders
-    body: bytes
-
-    def row(self, now: datetime) -> dict[str, Any]:
-        handled = self.topic in shopify.TOPICS
-        return {
-            "webhook_id": self.webhook_id,
-            "topic": self.topic,
-            "shop_domain": self.shop_domain,
-            "event_id": self.headers.event_id,
-            "triggered_at": shopify.parse_timestamp(self.headers.triggered_at),
-            "api_version": self.headers.api_version,
-            "received_at": now,
-            "payload": self.body,
-            "state": EventState.RECEIVED if handled else EventState.IGNORED,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "processed_at": None if handled else now,
-            "synthetic": self.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN,
-        }
 
 
 class _IterationClock:
@@ -121,25 +95,27 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        path_topic = shopify.TOPIC_PATHS.get(scope["path"].rstrip("/"))
-        headers, declared_length = _headers(scope["headers"])
+        headers = _raw_headers(scope["headers"])
         try:
-            delivery = await self._accept(scope, headers, declared_length, receive, path_topic)
-            new = await self._store(delivery)
+            if scope["method"] != "POST":
+                raise Rejection(405, "method_not_allowed", "only POST is accepted")
+            body = await self._read_body(headers[_LENGTH], receive)
+            row = self._row(scope["path"], headers, body)
+            new = await self._store(row)
         except Rejection as rejection:
             await self._refuse(send, rejection, headers, started)
             return
         except _Disconnected:
             log.info("webhook_client_disconnected", path=scope["path"])
             return
-        await _respond(send, 200, b'{"status":"accepted"}')
+        await send({"type": "http.response.start", "status": 200, "headers": _ACCEPTED_HEADERS})
+        await send({"type": "http.response.body", "body": _ACCEPTED})
         elapsed = time.perf_counter() - started
+        topic, shop = row["topic"], row["shop_domain"]
         # Smoke-test deliveries are acknowledged like any other but kept out of the real counts.
-        outcome = "new" if new else "duplicate"
-        if delivery.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN:
-            outcome = "synthetic"
+        outcome = "synthetic" if row["synthetic"] else "new" if new else "duplicate"
         # Topics the app does not handle are acknowledged too; their label is bounded.
-        key = (self._metrics.topic_label(delivery.topic), outcome)
+        key = (topic if topic in _HANDLED else "other", outcome)
         acked = self._acked.get(key)
         if acked is None:
             acked = self._acked[key] = self._metrics.acked.labels(*key)
@@ -147,37 +123,50 @@ class WebhookEndpoint:
         self._metrics.ack_latency.observe(elapsed)
         accepted_log.info(
             "webhook_accepted" if new else "webhook_duplicate",
-            topic=delivery.topic,
-            shop=delivery.shop_domain,
-            webhook_id=delivery.webhook_id,
+            topic=topic,
+            shop=shop,
+            webhook_id=row["webhook_id"],
             status=200,
             duration_ms=round(elapsed * 1000, 2),
         )
 
-    async def _accept(
-        self,
-        scope: Scope,
-        parsed: shopify.WebhookHeaders,
-        declared_length: str | None,
-        receive: Receive,
-        path_topic: str | None,
-    ) -> Delivery:
-        if scope["method"] != "POST":
-            raise Rejection(405, "method_not_allowed", "only POST is accepted")
-        body = await self._read_body(declared_length, receive)
-        if not self._verify(body, parsed.hmac):
-            reason = "missing_signature" if not parsed.hmac else "invalid_signature"
+    def _row(self, path: str, headers: list[bytes | None], body: bytes) -> dict[str, Any]:
+        """The row to store for a verified, well-formed webhook (W1, W2), or a `Rejection`."""
+        if not self._verify(body, headers[_HMAC]):
+            reason = "missing_signature" if _text(headers[_HMAC]) is None else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
-        self._count_received(parsed.topic)
-        topic = _required_topic(parsed.topic, path_topic)
-        webhook_id = _required_id(parsed.webhook_id, "webhook_id", shopify.WEBHOOK_ID_HEADER)
+        header_topic = _text(headers[_TOPIC])
+        self._count_received(header_topic)
+        topic = _required_topic(header_topic, path)
+        webhook_id = _required_id(
+            _text(headers[_WEBHOOK_ID]), "webhook_id", shopify.WEBHOOK_ID_HEADER
+        )
         # Optional headers are stored too: a value the database column refuses would fail the
         # whole group-commit batch, so they are checked here like the required ones.
-        _optional(parsed.event_id, "event_id", shopify.EVENT_ID_HEADER, _MAX_ID_LENGTH)
-        _optional(parsed.api_version, "api_version", shopify.API_VERSION_HEADER, 32)
-        payload = _json_object(body)
-        shop = _shop_domain(topic, parsed.shop_domain, payload)
-        return Delivery(topic, webhook_id, shop, parsed, body)
+        event_id = _optional(
+            _text(headers[_EVENT_ID]), "event_id", shopify.EVENT_ID_HEADER, _MAX_ID_LENGTH
+        )
+        api_version = _optional(
+            _text(headers[_API_VERSION]), "api_version", shopify.API_VERSION_HEADER, 32
+        )
+        shop = _shop_domain(topic, _text(headers[_SHOP]), _json_object(body))
+        now = self._clock.now()
+        handled = topic in _HANDLED
+        return {
+            "webhook_id": webhook_id,
+            "topic": topic,
+            "shop_domain": shop,
+            "event_id": event_id,
+            "triggered_at": shopify.parse_timestamp(_text(headers[_TRIGGERED_AT])),
+            "api_version": api_version,
+            "received_at": now,
+            "payload": body,
+            "state": EventState.RECEIVED if handled else EventState.IGNORED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "processed_at": None if handled else now,
+            "synthetic": shop == shopify.SYNTHETIC_SHOP_DOMAIN,
+        }
 
     def _count_received(self, header: str | None) -> None:
         topic = self._metrics.topic_label(header)  # bounded: our topics or "other"
@@ -186,7 +175,7 @@ class WebhookEndpoint:
             counter = self._received[topic] = self._metrics.received.labels(topic)
         counter.inc()
 
-    async def _read_body(self, declared: str | None, receive: Receive) -> bytes:
+    async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
             raise self._too_large()
         chunks: list[bytes] = []
@@ -218,9 +207,9 @@ class WebhookEndpoint:
     def _too_large(self) -> Rejection:
         return Rejection(413, "body_too_large", f"the body exceeds {self._limit} bytes")
 
-    async def _store(self, delivery: Delivery) -> bool:
+    async def _store(self, row: dict[str, Any]) -> bool:
         try:
-            future = self._committer.submit(delivery.row(self._clock.now()))
+            future = self._committer.submit(row)
             wait = self._commit_deadlines.start(future)
             try:
                 return await future
@@ -231,15 +220,15 @@ class WebhookEndpoint:
                 503,
                 "database_unavailable",
                 "the webhook could not be stored; retry later",
-                topic=delivery.topic,
-                shop=delivery.shop_domain,
-                webhook_id=delivery.webhook_id,
+                topic=row["topic"],
+                shop=row["shop_domain"],
+                webhook_id=row["webhook_id"],
                 error_class="db",
                 error_type=type(exc).__name__,
             ) from None
 
     async def _refuse(
-        self, send: Send, rejection: Rejection, headers: shopify.WebhookHeaders, started: float
+        self, send: Send, rejection: Rejection, headers: list[bytes | None], started: float
     ) -> None:
         extra: list[tuple[bytes, bytes]] = []
         if rejection.status == 503:
@@ -248,11 +237,11 @@ class WebhookEndpoint:
             extra.append((b"allow", b"POST"))
         body = orjson.dumps({"error": rejection.reason, "detail": rejection.detail})
         await _respond(send, rejection.status, body, extra)
-        topic = self._metrics.topic_label(headers.topic)
-        self._metrics.rejected.labels(topic, rejection.reason).inc()
+        topic = _text(headers[_TOPIC])
+        self._metrics.rejected.labels(self._metrics.topic_label(topic), rejection.reason).inc()
         fields = {
-            "topic": headers.topic,
-            "webhook_id": headers.webhook_id,
+            "topic": topic,
+            "webhook_id": _text(headers[_WEBHOOK_ID]),
             **rejection.log_fields,
         }
         level = log.error if rejection.status >= 500 else log.warning
@@ -266,12 +255,14 @@ class WebhookEndpoint:
 
 
 # Where each header the endpoint reads goes: the fields of `WebhookHeaders`, then the length.
-# The others (user agent, tracing, ...) are never decoded.
+# The others (user agent, tracing, ...) are never looked at, and each value is decoded only
+# when it is used.
 _SLOTS = {name.encode(): i for i, name in enumerate((*shopify.WEBHOOK_HEADERS, "content-length"))}
+_HMAC, _TOPIC, _WEBHOOK_ID, _EVENT_ID, _SHOP, _TRIGGERED_AT, _API_VERSION, _LENGTH = range(8)
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[shopify.WebhookHeaders, str | None]:
-    """The headers that matter and the declared length (W2: names are case-insensitive)."""
+def _raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[bytes | None]:
+    """The values of the headers that matter, by slot (W2: names are case-insensitive)."""
     values: list[bytes | None] = [None] * len(_SLOTS)
     for name, value in raw:
         slot = _SLOTS.get(name)
@@ -282,17 +273,23 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[shopify.WebhookHeaders
             if slot is None:
                 continue
         values[slot] = value
-    # Blank values are missing, as in `WebhookHeaders.from_lowercase`.
-    text = [None if v is None else (v.decode("latin-1").strip() or None) for v in values]
-    return shopify.WebhookHeaders(*text[:-1]), text[-1]
+    return values
 
 
-def _required_topic(header_topic: str | None, path_topic: str | None) -> str:
+def _text(value: bytes | None) -> str | None:
+    """A header's value as text; blank is missing, as in `WebhookHeaders.from_lowercase`."""
+    if value is None:
+        return None
+    return value.decode("latin-1").strip() or None
+
+
+def _required_topic(header_topic: str | None, path: str) -> str:
     if header_topic is None:
         raise Rejection(400, "missing_topic", "the X-Shopify-Topic header is required")
     topic = header_topic.lower()
     if not shopify.valid_topic(topic):
         raise Rejection(400, "invalid_topic", "X-Shopify-Topic is not a topic name")
+    path_topic = shopify.TOPIC_PATHS.get(path.rstrip("/"))
     if path_topic is not None and topic != path_topic:
         # W2: the header names what Shopify sent; the path is only the app's configuration.
         log.warning("webhook_topic_mismatch", topic=topic, path_topic=path_topic)
@@ -307,9 +304,10 @@ def _required_id(value: str | None, name: str, header: str) -> str:
     return value
 
 
-def _optional(value: str | None, name: str, header: str, limit: int) -> None:
+def _optional(value: str | None, name: str, header: str, limit: int) -> str | None:
     if value is not None and (len(value) > limit or not value.isprintable()):
         raise Rejection(400, f"invalid_{name}", f"the {header} header is malformed")
+    return value
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def sign(body: bytes, secret: bytes) -> str:
     return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
 
 
-def verify_signature(body: bytes, header: str | None, secrets: Iterable[bytes]) -> bool:
+def verify_signature(body: bytes, header: str | bytes | None, secrets: Iterable[bytes]) -> bool:
     """True when `header` is a valid signature of the exact `body` under one of `secrets`."""
     return SignatureVerifier(secrets)(body, header)
 
@@ -61,7 +61,8 @@ class SignatureVerifier:
     def __init__(self, secrets: Iterable[bytes]) -> None:
         self._keyed = [hmac.new(secret, digestmod=hashlib.sha256) for secret in secrets]
 
-    def __call__(self, body: bytes, header: str | None) -> bool:
+    def __call__(self, body: bytes, header: str | bytes | None) -> bool:
+        """`header` as received (bytes, from the ASGI scope) or as text."""
         if not header:
             return False
         try:

@@ -37,11 +37,30 @@ def test_any_changed_byte_is_rejected(body: bytes, index: int) -> None:
     assert not shopify.verify_signature(tampered, header, [SECRET])
 
 
+@given(st.binary(max_size=512))
+def test_header_as_received_bytes_verifies_like_text(body: bytes) -> None:
+    """The endpoint passes the header's raw bytes, surrounding blanks included (W1)."""
+    header = f"  {shopify.sign(body, SECRET)} ".encode()
+    assert shopify.verify_signature(body, header, [SECRET])
+    assert not shopify.verify_signature(body + b"x", header, [SECRET])
+
+
 @pytest.mark.parametrize(
     "header",
-    [None, "", "not base64!!", base64.b64encode(b"short").decode(), "A" * 1000, "====", "\x00"],
+    [
+        None,
+        "",
+        "not base64!!",
+        base64.b64encode(b"short").decode(),
+        "A" * 1000,
+        "====",
+        "\x00",
+        b"",
+        "é" * 44,
+        "é".encode("latin-1") * 44,
+    ],
 )
-def test_malformed_signature_headers_are_invalid_not_errors(header: str | None) -> None:
+def test_malformed_signature_headers_are_invalid_not_errors(header: str | bytes | None) -> None:
     assert not shopify.verify_signature(b"{}", header, [SECRET])
 
 
