@@ -46,10 +46,10 @@ class _Nothing:
     def labels(self, *_: str) -> _Nothing:
         return self
 
-    def inc(self, *_: float) -> None:
+    def inc(self, *_: object) -> None:
         pass
 
-    def observe(self, *_: float) -> None:
+    def observe(self, *_: object) -> None:
         pass
 
 

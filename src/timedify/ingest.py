@@ -88,10 +88,6 @@ class WebhookEndpoint:
         self._committer = committer
         self._metrics = metrics
         self._clock = _IterationClock()
-        # prometheus_client's labels() takes a lock and builds a key on every call; the label
-        # sets of the hot path are few, so their children are looked up once.
-        self._received: dict[str, Any] = {}
-        self._acked: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -115,11 +111,7 @@ class WebhookEndpoint:
         # Smoke-test deliveries are acknowledged like any other but kept out of the real counts.
         outcome = "synthetic" if row["synthetic"] else "new" if new else "duplicate"
         # Topics the app does not handle are acknowledged too; their label is bounded.
-        key = (topic if topic in _HANDLED else "other", outcome)
-        acked = self._acked.get(key)
-        if acked is None:
-            acked = self._acked[key] = self._metrics.acked.labels(*key)
-        acked.inc()
+        self._metrics.acked.inc(topic if topic in _HANDLED else "other", outcome)
         self._metrics.ack_latency.observe(elapsed)
         accepted_log.info(
             "webhook_accepted" if new else "webhook_duplicate",
@@ -136,7 +128,8 @@ class WebhookEndpoint:
             reason = "missing_signature" if _text(headers[_HMAC]) is None else "invalid_signature"
             raise Rejection(401, reason, "the HMAC signature is missing or does not match")
         header_topic = _text(headers[_TOPIC])
-        self._count_received(header_topic)
+        # Bounded: one of our topics or "other" (the header of a signed request is still text).
+        self._metrics.received.inc(self._metrics.topic_label(header_topic))
         topic = _required_topic(header_topic, path)
         webhook_id = _required_id(
             _text(headers[_WEBHOOK_ID]), "webhook_id", shopify.WEBHOOK_ID_HEADER
@@ -167,13 +160,6 @@ class WebhookEndpoint:
             "processed_at": None if handled else now,
             "synthetic": shop == shopify.SYNTHETIC_SHOP_DOMAIN,
         }
-
-    def _count_received(self, header: str | None) -> None:
-        topic = self._metrics.topic_label(header)  # bounded: our topics or "other"
-        counter = self._received.get(topic)
-        if counter is None:
-            counter = self._received[topic] = self._metrics.received.labels(topic)
-        counter.inc()
 
     async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
