@@ -187,7 +187,7 @@ class WebhookEndpoint:
             task.uncancel()
             raise Rejection(408, "body_timeout", "the body was not received in time") from None
         finally:
-            wait.done()
+            wait.discard(task)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> Rejection:
@@ -200,7 +200,7 @@ class WebhookEndpoint:
             try:
                 return await future
             finally:
-                wait.done()
+                wait.discard(future)
         except (DatabaseUnavailableError, TimeoutError) as exc:
             raise Rejection(
                 503,
