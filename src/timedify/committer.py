@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from timedify import store
 from timedify.db import WalCheckpointer
 from timedify.errors import DatabaseUnavailableError
-from timedify.logs import get_logger
+from timedify.logs import get_logger, identifier
 
 _STOP = object()
 log = get_logger("timedify.ingest")
@@ -242,7 +242,7 @@ class _Writer:
                     "webhook_row_refused",
                     error_class="db",
                     error_type=type(exc).__name__,
-                    webhook_id=str(row.get("webhook_id"))[:120],
+                    webhook_id=identifier(str(row.get("webhook_id"))[:120]),
                     error=_short(exc),
                 )
                 outcomes.append(DatabaseUnavailableError(_short(exc)))

@@ -19,7 +19,7 @@ from timedify import shopify
 from timedify.committer import GroupCommitter
 from timedify.deadlines import Deadlines
 from timedify.errors import DatabaseUnavailableError
-from timedify.logs import HotLogger, get_logger
+from timedify.logs import HotLogger, get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.settings import Settings
@@ -117,7 +117,7 @@ class WebhookEndpoint:
             "webhook_accepted" if new else "webhook_duplicate",
             topic=topic,
             shop=shop,
-            webhook_id=row["webhook_id"],
+            webhook_id=identifier(row["webhook_id"]),
             status=200,
             duration_ms=round(elapsed * 1000, 2),
         )
@@ -208,7 +208,7 @@ class WebhookEndpoint:
                 "the webhook could not be stored; retry later",
                 topic=row["topic"],
                 shop=row["shop_domain"],
-                webhook_id=row["webhook_id"],
+                webhook_id=identifier(row["webhook_id"]),
                 error_class="db",
                 error_type=type(exc).__name__,
             ) from None
@@ -226,8 +226,8 @@ class WebhookEndpoint:
         topic = _text(headers[_TOPIC])
         self._metrics.rejected.labels(self._metrics.topic_label(topic), rejection.reason).inc()
         fields = {
-            "topic": topic,
-            "webhook_id": _text(headers[_WEBHOOK_ID]),
+            "topic": identifier(topic),
+            "webhook_id": identifier(_text(headers[_WEBHOOK_ID])),
             **rejection.log_fields,
         }
         level = log.error if rejection.status >= 500 else log.warning

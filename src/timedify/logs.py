@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import re
 import sys
 import threading
 import time
@@ -45,6 +46,20 @@ FORBIDDEN_FIELDS = frozenset(
         "dsn",
     }
 )
+
+
+# Header values are written by whoever sent the request (and, for a signed one, anyone holding
+# the secret): only a value shaped like an identifier is logged as it is, so an e-mail address,
+# a name or free text put in a header never reaches a log line.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:/-]{1,255}")
+NOT_AN_IDENTIFIER = "[not an identifier]"
+
+
+def identifier(value: str | None) -> str | None:
+    """`value` for a log line if it has the shape of an identifier, else a marker."""
+    if value is None or _IDENTIFIER.fullmatch(value):
+        return value
+    return NOT_AN_IDENTIFIER
 
 
 def _drop_forbidden(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:

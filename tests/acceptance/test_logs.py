@@ -35,6 +35,15 @@ def test_logs_are_json_and_leak_nothing(sqlite_url: str, tmp_path: Path) -> None
                 post_webhook(service.url, hook)
         bad = signed_webhook("customers/redact", SHOP, SECRET, payload=b"john@example.com")
         post_webhook(service.url, bad)
+        # Header values are the sender's text: an e-mail put in one is not logged, whether the
+        # request is refused unsigned, refused signed, or accepted.
+        for secret, topic in (("wrong", "john@example.com"), (SECRET, "shop/redact")):
+            hook = signed_webhook("shop/redact", SHOP, secret, webhook_id="john@example.com")
+            hook.headers["X-Shopify-Topic"] = topic
+            post_webhook(service.url, hook)
+        odd = signed_webhook("shop/redact", SHOP, SECRET, webhook_id="Jane Roe")
+        odd.headers["X-Shopify-Shop-Domain"] = "Jane Roe"
+        post_webhook(service.url, odd)
         httpx.get(service.url + "/health")
     finally:
         assert service.stop_gracefully()
@@ -48,3 +57,7 @@ def test_logs_are_json_and_leak_nothing(sqlite_url: str, tmp_path: Path) -> None
     for forbidden in (SECRET, PREVIOUS_SECRET, *signatures, *PERSONAL):
         assert forbidden not in stdout
         assert forbidden not in file_log
+    accepted = [r for r in records if r["event"] == "webhook_accepted"]
+    assert any(r["webhook_id"] == "[not an identifier]" for r in accepted)
+    refused = [r for r in records if r["event"] == "webhook_rejected"]
+    assert any(r.get("topic") == "[not an identifier]" for r in refused)
