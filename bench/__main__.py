@@ -102,7 +102,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.retention_cleanup(bench))
             else:
                 sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
-        sections.append(scenarios.targets(bench))
+        if bench.targets:  # an explanatory scenario alone measures none
+            sections.append(scenarios.targets(bench))
         settings = (
             f"{args.repeat} repetitions of {args.seconds:g} s per figure (medians), "
             "wrk min(c, 2) threads; `serve --no-worker`, "
