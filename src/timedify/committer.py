@@ -86,6 +86,7 @@ class GroupCommitter:
         self._writers = [_Writer(self) for _ in range(1 if _is_sqlite(engine) else writers)]
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
         self._submitted = 0
+        self._settled = 0  # the writers' settled counts as last summed by `submit`
         self.state = CommitState()
 
     def start(self) -> None:
@@ -118,9 +119,12 @@ class GroupCommitter:
         Rows are handed to the writer threads once per event-loop iteration, not one by one:
         every hand-over can wake a thread and make it take the GIL from the loop.
         """
-        settled = sum(writer.settled for writer in self._writers)
-        if self._submitted - settled >= self._max_queue:
-            raise QueueFullError("ingest queue is full: the database is not keeping up")
+        if self._submitted - self._settled >= self._max_queue:
+            # `_settled` only lags behind the writers' counts (they only grow): look again
+            # before refusing, and only then, instead of summing them for every request.
+            self._settled = sum(writer.settled for writer in self._writers)
+            if self._submitted - self._settled >= self._max_queue:
+                raise QueueFullError("ingest queue is full: the database is not keeping up")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         handover = self._open.get(loop)

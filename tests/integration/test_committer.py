@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.integration.test_store_insert import _row
 from tests.support.helpers import events
-from timedify.committer import GroupCommitter
+from timedify.committer import GroupCommitter, QueueFullError
 from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError
 
@@ -108,3 +108,29 @@ def test_a_write_lock_held_elsewhere_is_waited_for_not_failed(sqlite_url: str) -
     assert outcome is True
     assert [e["webhook_id"] for e in events(sqlite_url)].count(row["webhook_id"]) == 1
     assert not committer.state.failing
+
+
+def test_a_full_queue_refuses_until_the_writers_catch_up(sqlite_url: str) -> None:
+    """`INGEST_MAX_QUEUE`: past the bound a request is refused at once (503), not queued; once
+    the writers have settled what was waiting, requests are taken again."""
+    engine = make_engine(sqlite_url)
+    committer = GroupCommitter(engine, max_queue=5)  # not started yet: nothing settles
+
+    async def scenario() -> None:
+        waiting = [committer.submit(_row(str(uuid.uuid4()))) for _ in range(5)]
+        try:
+            committer.submit(_row(str(uuid.uuid4())))
+        except QueueFullError:
+            pass
+        else:
+            raise AssertionError("a sixth row was queued past the bound of five")
+        committer.start()
+        assert await asyncio.gather(*waiting) == [True] * 5
+        assert await committer.submit(_row(str(uuid.uuid4()))) is True
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        committer.stop()
+        engine.dispose()
+    assert len(events(sqlite_url)) == 6
