@@ -119,7 +119,9 @@ class WebhookEndpoint:
             shop=shop,
             webhook_id=identifier(row["webhook_id"]),
             status=200,
-            duration_ms=round(elapsed * 1000, 2),
+            # Hundredths of a millisecond; round() to two digits goes through a decimal
+            # string conversion, three times the cost of this.
+            duration_ms=round(elapsed * 100_000) / 100,
         )
 
     def _row(self, path: str, headers: list[bytes | None], body: bytes) -> dict[str, Any]:

@@ -213,11 +213,10 @@ def _iso_now() -> str:
     tenth of the line's cost.
     """
     global _second
-    now = time.time()
-    second = int(now)
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)  # integers: no float rounding
     if _second[0] != second:
-        _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+        _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second[1]}{micro:06d}Z"
 
 
 # Where `HotLogger` writes its JSON lines; None sends them through structlog (console format,
