@@ -111,7 +111,7 @@ class WebhookEndpoint:
         # Smoke-test deliveries are acknowledged like any other but kept out of the real counts.
         outcome = "synthetic" if row["synthetic"] else "new" if new else "duplicate"
         # Topics the app does not handle are acknowledged too; their label is bounded.
-        self._metrics.acked.inc(topic if topic in _HANDLED else "other", outcome)
+        self._metrics.acked.inc(self._metrics.topic_label(topic), outcome)
         self._metrics.ack_latency.observe(elapsed)
         accepted_log.info(
             "webhook_accepted" if new else "webhook_duplicate",

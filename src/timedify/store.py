@@ -30,8 +30,6 @@ from timedify.models import (
 FAILED_OUTCOMES = (EventState.RETRYING, EventState.DEAD)
 
 
-_UNSET = object()
-
 # The columns a delivery fills; the rest (lease, errors) start NULL.
 INGEST_COLUMNS = (
     "webhook_id",
