@@ -95,7 +95,7 @@ class WebhookEndpoint:
         try:
             if scope["method"] != "POST":
                 raise Rejection(405, "method_not_allowed", "only POST is accepted")
-            body = await self._read_body(headers[_LENGTH], receive)
+            body = await self._read_body(_text(headers[_LENGTH]), receive)
             row = self._row(scope["path"], headers, body)
             new = await self._store(row)
         except Rejection as rejection:
@@ -163,7 +163,7 @@ class WebhookEndpoint:
             "synthetic": shop == shopify.SYNTHETIC_SHOP_DOMAIN,
         }
 
-    async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
+    async def _read_body(self, declared: str | None, receive: Receive) -> bytes:
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
             raise self._too_large()
         chunks: list[bytes] = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -14,6 +16,10 @@ from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
 from timedify import shopify
+from timedify.committer import GroupCommitter
+from timedify.db import make_engine
+from timedify.ingest import WebhookEndpoint
+from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.testing import signed_webhook
 
@@ -232,3 +238,40 @@ def test_response_bodies_are_json(server: str) -> None:
     response = post(server, hook)
     assert response.headers["content-type"] == "application/json"
     assert orjson.loads(response.content) == {"status": "accepted"}
+
+
+@pytest.mark.parametrize(
+    ("declared", "status"),
+    [(b" 2 ", 401), (b"", 401), (b"2x", 413), (b" 99999999 ", 413)],
+)
+def test_declared_length_is_read_like_any_header(
+    sqlite_url: str, tmp_path: Path, declared: bytes, status: int
+) -> None:
+    """Blanks around Content-Length are not part of it and a blank one is missing, as for every
+    header (W2); a value that is not a number is refused before the body is read (413).
+
+    In process: uvicorn's parser refuses such values itself, other ASGI servers may pass them.
+    """
+    engine = make_engine(sqlite_url)
+    endpoint = WebhookEndpoint(
+        make_settings(sqlite_url, tmp_path), GroupCommitter(engine), Metrics()
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhooks/shop/redact",
+        "headers": [(b"content-length", declared)],  # unsigned: refused after the length check
+    }
+    try:
+        asyncio.run(endpoint(scope, receive, send))
+    finally:
+        engine.dispose()
+    assert sent[0]["status"] == status
