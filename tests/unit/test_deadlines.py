@@ -82,8 +82,9 @@ def test_no_wait_expires_before_its_bound() -> None:
                 await future
         await asyncio.sleep(0)  # the last expiry's callbacks
         assert len(lasted) == 8
+        # Never early (a loop timer never fires before its time); how late depends on the
+        # machine's load and is not asserted here.
         assert min(lasted) >= 0.1 - 0.001
-        assert max(lasted) <= 0.1 + 0.03 + 0.1  # the resolution, plus a busy machine's delay
 
     asyncio.run(scenario())
 
