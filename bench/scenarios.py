@@ -114,15 +114,16 @@ def _paired(
     series: dict[tuple[str, int], _Series] = {}
     for _ in range(bench.repeat):
         for c in connections:
-            base = _measured(bench, bench.baseline, path, script(), c)
-            series.setdefault(("baseline", c), _Series()).results.append(base[0])
-            series[("baseline", c)].ratios.append(1.0)
-            series[("baseline", c)].cpu_us.append(base[1])
+            base, base_cpu_us = _measured(bench, bench.baseline, path, script(), c)
+            b = series.setdefault(("baseline", c), _Series())
+            b.results.append(base)
+            b.ratios.append(1.0)
+            b.cpu_us.append(base_cpu_us)
             for name, proc in (bench.services if servers is None else servers).items():
                 result, cpu_us = _measured(bench, proc, path, script(), c)
                 s = series.setdefault((name, c), _Series())
                 s.results.append(result)
-                s.ratios.append(result.rps / base[0].rps if base[0].rps else float("nan"))
+                s.ratios.append(result.rps / base.rps if base.rps else float("nan"))
                 s.cpu_us.append(cpu_us)
     return series
 
