@@ -42,6 +42,18 @@ def subscription_hooks(count: int) -> list[SignedWebhook]:
     return hooks
 
 
+def holding_claims(worker: WorkerProcess, db_url: str) -> bool:
+    """Freeze the worker; stay frozen if it holds claimed events, else let it run on.
+
+    A kill between two batches would strand nothing, so the test kills only a frozen
+    worker seen holding a batch."""
+    worker.pause()
+    if in_state(db_url, EventState.PROCESSING) > 0:
+        return True
+    worker.resume()
+    return False
+
+
 @contextmanager
 def workers(env: dict[str, str], tmp_path: Path, n: int) -> Iterator[list[WorkerProcess]]:
     procs = [WorkerProcess(env, tmp_path / f"worker{i}.log").start() for i in range(n)]
@@ -86,6 +98,7 @@ def test_killed_worker_leaves_events_to_be_reclaimed_after_the_lease(
     store_events(db_url, subscription_hooks(total))
     with workers(env, tmp_path, 1) as [first]:
         wait_for(lambda: processed_attempts(db_url) >= 50, 60, "the first worker to get going")
+        wait_for(lambda: holding_claims(first, db_url), 60, "a moment with a batch in hand")
         first.kill()
     stranded = in_state(db_url, EventState.PROCESSING)
     assert stranded > 0, "the worker was killed holding claimed events"
