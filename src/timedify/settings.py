@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0)
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     ingest_timeout_seconds: float = Field(default=2.0, gt=0, le=4.5)
     retry_after_seconds: int = Field(default=5, ge=1)

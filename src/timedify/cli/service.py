@@ -78,11 +78,20 @@ def in_process_worker(services: Services) -> Worker:
     )
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """How uvicorn serves the app; `bench/` serves its raw-ASGI baseline with exactly these."""
+def uvicorn_options(header_read_timeout_seconds: float | None = None) -> dict[str, Any]:
+    """How uvicorn serves the app; `bench/` serves its raw-ASGI baseline with exactly these.
+
+    `header_read_timeout_seconds`: the bound on a request head (`slowclients`); None is the
+    setting's default.
+    """
+    from timedify.settings import Settings
+    from timedify.slowclients import head_timeout_protocol
+
+    if header_read_timeout_seconds is None:
+        header_read_timeout_seconds = Settings.model_fields["header_read_timeout_seconds"].default
     return {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": head_timeout_protocol(header_read_timeout_seconds),
         "log_config": None,
         "access_log": False,
         "server_header": False,
@@ -102,7 +111,7 @@ def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
         create_app(settings, background=background),
         host=settings.host,
         port=settings.port,
-        **uvicorn_options(),
+        **uvicorn_options(settings.header_read_timeout_seconds),
     )
 
 

@@ -1,0 +1,88 @@
+"""A request head has a bound (HEADER_READ_TIMEOUT_SECONDS), served by the real `timedify serve`.
+
+Slow-loris clients (a connection that sends nothing, or a head that never ends) each hold one of
+uvicorn's connection slots; without the bound they hold it for ever.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECRET, SHOP, settings_env
+from tests.support.helpers import events, post_webhook
+from tests.support.servers import ServiceProcess
+from timedify.testing import SignedWebhook, signed_webhook
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def service(sqlite_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
+    env = settings_env(
+        sqlite_url, tmp_path, WORKER_IN_PROCESS="false", HEADER_READ_TIMEOUT_SECONDS="0.5"
+    )
+    proc = ServiceProcess(env, tmp_path / "serve.log").start()
+    try:
+        yield proc
+    finally:
+        assert proc.stop_gracefully()
+
+
+def _connect(service: ServiceProcess) -> socket.socket:
+    # The socket timeout only keeps a broken server from hanging the test.
+    return socket.create_connection(("127.0.0.1", service.port), timeout=15)
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
+def _request(hook: SignedWebhook) -> bytes:
+    lines = [f"POST {hook.path()} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(hook.body)}"]
+    lines += [f"{name}: {value}" for name, value in hook.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + hook.body
+
+
+def test_slow_heads_are_cut_off_while_webhooks_are_acknowledged(
+    service: ServiceProcess, sqlite_url: str
+) -> None:
+    silent = _connect(service)
+    partial = _connect(service)
+    partial.sendall(b"POST /webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Shopify-Topic: x\r\n")
+    with silent, partial:
+        hook = signed_webhook("app/uninstalled", SHOP, SECRET)
+        assert post_webhook(service.url, hook).status_code == 200
+        assert _read_until_closed(silent) == b"", "closed without an answer: nothing was asked"
+        answer = _read_until_closed(partial)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"connection: close" in answer
+    assert [e["webhook_id"] for e in events(sqlite_url)] == [hook.webhook_id]
+    logs = service.logs()
+    assert '"http_head_timeout"' in logs
+    assert "Traceback" not in logs
+
+
+def test_a_head_in_pieces_within_the_bound_and_an_idle_keep_alive_are_served(
+    service: ServiceProcess, sqlite_url: str
+) -> None:
+    first = signed_webhook("app/uninstalled", SHOP, SECRET)
+    second = signed_webhook("app/scopes_update", SHOP, SECRET, payload={"current": ["read_x"]})
+    with _connect(service) as sock:
+        request = _request(first)
+        sock.sendall(request[:40])
+        time.sleep(0.1)
+        sock.sendall(request[40:])
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        # Between two requests the keep-alive timeout (75 s) applies, not the head's bound.
+        time.sleep(1.0)
+        sock.sendall(_request(second))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    assert {e["webhook_id"] for e in events(sqlite_url)} == {first.webhook_id, second.webhook_id}
