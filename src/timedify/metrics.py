@@ -59,7 +59,7 @@ class Metrics:
         )
         self.processed = Counter(
             "timedify_events_processed_total",
-            "Processing attempts, by topic and outcome.",
+            "Processing attempts, by topic and outcome (smoke-test events: synthetic).",
             ["topic", "outcome"],
             registry=self.registry,
         )

@@ -23,6 +23,8 @@ def test_each_topic_is_processed_by_the_in_process_worker(db_url: str, tmp_path:
     with threaded_server(settings, background_services(settings)) as (url, _app):
         for topic in shopify.TOPICS:
             assert post(url, signed_webhook(topic, SHOP, SECRET)).status_code == 200
+        smoke = signed_webhook("shop/redact", shopify.SYNTHETIC_SHOP_DOMAIN, SECRET)
+        assert post(url, smoke).status_code == 200
         deadline = time.monotonic() + 20
         while {e["state"] for e in events(db_url)} != {"processed"}:
             assert time.monotonic() < deadline, "events were not processed"
@@ -35,7 +37,9 @@ def test_each_topic_is_processed_by_the_in_process_worker(db_url: str, tmp_path:
         assert topics[topic]["last_processed_at"] is not None
     assert health["checks"]["worker:heartbeat"][0]["status"] == "pass"
     assert health["status"] == "pass"
+    # The smoke test's event is processed like the others and kept out of the real counts (O7).
     assert 'timedify_events_processed_total{outcome="processed",topic="shop/redact"} 1.0' in metrics
+    assert 'timedify_events_processed_total{outcome="synthetic",topic="shop/redact"} 1.0' in metrics
 
 
 class DeadWorker:
