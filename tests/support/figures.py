@@ -39,6 +39,7 @@ def render(path: Path, command: str) -> str:
         platform.processor(),
     )
     out = [
+        "",  # appended to a document whose last table must end first
         f"## Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command}` — machine: {os.cpu_count()} cores, {cpu}, Python "
