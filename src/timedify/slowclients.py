@@ -99,7 +99,9 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
     def head_timed_out(self, begun: bool) -> None:
         if self.transport.is_closing():
             return
-        if begun:
+        # A pipelined request still being answered: a 408 would land inside its response.
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if begun and not answering:
             self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
 
