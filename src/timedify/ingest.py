@@ -242,11 +242,28 @@ class WebhookEndpoint:
         )
 
 
-# Where each header the endpoint reads goes: the fields of `WebhookHeaders`, then the length.
-# The others (user agent, tracing, ...) are never looked at, and each value is decoded only
-# when it is used.
-_SLOTS = {name.encode(): i for i, name in enumerate((*shopify.WEBHOOK_HEADERS, "content-length"))}
-_HMAC, _TOPIC, _WEBHOOK_ID, _EVENT_ID, _SHOP, _TRIGGERED_AT, _API_VERSION, _LENGTH = range(8)
+# The headers the endpoint reads, each in its slot; the others (user agent, tracing, ...) are
+# never looked at, and a value is decoded only when it is used. Each slot is found by its
+# header's name, so the order of this tuple is free.
+_READ = (
+    shopify.HMAC_HEADER,
+    shopify.TOPIC_HEADER,
+    shopify.WEBHOOK_ID_HEADER,
+    shopify.EVENT_ID_HEADER,
+    shopify.SHOP_HEADER,
+    shopify.TRIGGERED_AT_HEADER,
+    shopify.API_VERSION_HEADER,
+    "content-length",
+)
+_SLOTS = {name.encode(): i for i, name in enumerate(_READ)}
+_HMAC = _SLOTS[shopify.HMAC_HEADER.encode()]
+_TOPIC = _SLOTS[shopify.TOPIC_HEADER.encode()]
+_WEBHOOK_ID = _SLOTS[shopify.WEBHOOK_ID_HEADER.encode()]
+_EVENT_ID = _SLOTS[shopify.EVENT_ID_HEADER.encode()]
+_SHOP = _SLOTS[shopify.SHOP_HEADER.encode()]
+_TRIGGERED_AT = _SLOTS[shopify.TRIGGERED_AT_HEADER.encode()]
+_API_VERSION = _SLOTS[shopify.API_VERSION_HEADER.encode()]
+_LENGTH = _SLOTS[b"content-length"]
 
 
 def _raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[bytes | None]:
@@ -265,7 +282,7 @@ def _raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[bytes | None]:
 
 
 def _text(value: bytes | None) -> str | None:
-    """A header's value as text; blank is missing, as in `WebhookHeaders.from_lowercase`."""
+    """A header's value as text, without surrounding blanks; a blank value is missing (W2)."""
     if value is None:
         return None
     return value.decode("latin-1").strip() or None

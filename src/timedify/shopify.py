@@ -7,9 +7,8 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple
 
 TOPICS: tuple[str, ...] = (
     "app/uninstalled",
@@ -98,41 +97,6 @@ def parse_timestamp(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-class WebhookHeaders(NamedTuple):
-    """The headers that matter (names are case-insensitive, W2; blank means missing)."""
-
-    hmac: str | None
-    topic: str | None
-    webhook_id: str | None
-    event_id: str | None
-    shop_domain: str | None
-    triggered_at: str | None
-    api_version: str | None
-
-    @classmethod
-    def from_lowercase(cls, headers: Mapping[str, str]) -> WebhookHeaders:
-        return cls(*(_clean(headers.get(name)) for name in WEBHOOK_HEADERS))
-
-
-# The fields of `WebhookHeaders`, in order, by header name.
-WEBHOOK_HEADERS = (
-    HMAC_HEADER,
-    TOPIC_HEADER,
-    WEBHOOK_ID_HEADER,
-    EVENT_ID_HEADER,
-    SHOP_HEADER,
-    TRIGGERED_AT_HEADER,
-    API_VERSION_HEADER,
-)
-
-
-def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
 
 
 # Reserved for `timedify smoke`: its events are stored and processed like real ones, then

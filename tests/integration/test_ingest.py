@@ -240,17 +240,13 @@ def test_response_bodies_are_json(server: str) -> None:
     assert orjson.loads(response.content) == {"status": "accepted"}
 
 
-@pytest.mark.parametrize(
-    ("declared", "status"),
-    [(b" 2 ", 401), (b"", 401), (b"2x", 413), (b" 99999999 ", 413)],
-)
-def test_declared_length_is_read_like_any_header(
-    sqlite_url: str, tmp_path: Path, declared: bytes, status: int
-) -> None:
-    """Blanks around Content-Length are not part of it and a blank one is missing, as for every
-    header (W2); a value that is not a number is refused before the body is read (413).
+def _answer_in_process(
+    sqlite_url: str, tmp_path: Path, headers: list[tuple[bytes, bytes]], body: bytes
+) -> dict[str, Any]:
+    """The endpoint called as an ASGI app with exactly these header bytes: its response start.
 
-    In process: uvicorn's parser refuses such values itself, other ASGI servers may pass them.
+    uvicorn's parser normalises some values itself (blanks, lengths); other ASGI servers may
+    pass them as sent, so the endpoint's own reading is checked here.
     """
     engine = make_engine(sqlite_url)
     endpoint = WebhookEndpoint(
@@ -259,19 +255,49 @@ def test_declared_length_is_read_like_any_header(
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/webhooks/shop/redact",
-        "headers": [(b"content-length", declared)],  # unsigned: refused after the length check
-    }
+    scope = {"type": "http", "method": "POST", "path": "/webhooks", "headers": headers}
     try:
         asyncio.run(endpoint(scope, receive, send))
     finally:
         engine.dispose()
-    assert sent[0]["status"] == status
+    return {"status": sent[0]["status"], **orjson.loads(sent[1]["body"])}
+
+
+@pytest.mark.parametrize(
+    ("declared", "status"),
+    [(b" 2 ", 401), (b"", 401), (b"2x", 413), (b" 99999999 ", 413)],
+)
+def test_declared_length_is_read_like_any_header(
+    sqlite_url: str, tmp_path: Path, declared: bytes, status: int
+) -> None:
+    """Blanks around Content-Length are not part of it and a blank one is missing, as for every
+    header (W2); a value that is not a number is refused before the body is read (413)."""
+    # Unsigned: refused after the length check.
+    answer = _answer_in_process(sqlite_url, tmp_path, [(b"content-length", declared)], b"{}")
+    assert answer["status"] == status
+
+
+@pytest.mark.parametrize(
+    ("topic", "webhook_id", "reason"),
+    [
+        (b"  ", b"id-1", "missing_topic"),
+        (b" app/uninstalled ", b"  ", "missing_webhook_id"),
+        (b"app/uninstalled", b"", "missing_webhook_id"),
+    ],
+)
+def test_blank_headers_are_missing_and_blanks_around_a_value_are_not_part_of_it(
+    sqlite_url: str, tmp_path: Path, topic: bytes, webhook_id: bytes, reason: str
+) -> None:
+    """W2: a signed request whose required header is blank is refused as missing (400); the
+    topic padded with blanks is still read as the topic (else it would be `invalid_topic`)."""
+    hook = signed_webhook("app/uninstalled", SHOP, SECRET)
+    headers = [(name.lower().encode(), value.encode()) for name, value in hook.headers.items()]
+    headers = [h for h in headers if h[0] not in (b"x-shopify-topic", b"x-shopify-webhook-id")]
+    headers += [(b"x-shopify-topic", topic), (b"x-shopify-webhook-id", webhook_id)]
+    answer = _answer_in_process(sqlite_url, tmp_path, headers, hook.body)
+    assert (answer["status"], answer["error"]) == (400, reason)

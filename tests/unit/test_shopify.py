@@ -91,14 +91,6 @@ def test_shop_domain_validation(domain: str | None, valid: bool) -> None:
     assert shopify.valid_shop_domain(domain) is valid
 
 
-def test_headers_read_from_lowercase_mapping_and_blank_is_missing() -> None:
-    headers = shopify.WebhookHeaders.from_lowercase(
-        {"x-shopify-topic": " app/uninstalled ", "x-shopify-webhook-id": "  "}
-    )
-    assert headers.topic == "app/uninstalled"
-    assert headers.webhook_id is None
-
-
 def test_triggered_at_parsing() -> None:
     assert shopify.parse_timestamp("2026-01-02T03:04:05.123Z") == datetime(
         2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC
