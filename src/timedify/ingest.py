@@ -160,7 +160,7 @@ class WebhookEndpoint:
             "attempts": 0,
             "next_attempt_at": now,
             "processed_at": None if handled else now,
-            "synthetic": shop == shopify.SYNTHETIC_SHOP_DOMAIN,
+            "synthetic": shopify.is_synthetic(shop),
         }
 
     async def _read_body(self, declared: str | None, receive: Receive) -> bytes:

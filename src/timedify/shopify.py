@@ -102,3 +102,8 @@ def parse_timestamp(value: str | None) -> datetime | None:
 # Reserved for `timedify smoke`: its events are stored and processed like real ones, then
 # removed, and are never counted in statistics.
 SYNTHETIC_SHOP_DOMAIN = "timedify-synthetic-smoke.myshopify.com"
+
+
+def is_synthetic(shop_domain: str) -> bool:
+    """An event of `timedify smoke`'s reserved shop (stored flagged, counted apart: O7)."""
+    return shop_domain == SYNTHETIC_SHOP_DOMAIN

@@ -146,8 +146,7 @@ class Worker:
         for event, outcome in zip(events, outcomes, strict=False):
             if self._metrics is not None:
                 # Smoke-test events are processed like any other, counted apart (O7).
-                synthetic = event.shop_domain == shopify.SYNTHETIC_SHOP_DOMAIN
-                label = "synthetic" if synthetic else outcome.state
+                label = "synthetic" if shopify.is_synthetic(event.shop_domain) else outcome.state
                 self._metrics.processed.labels(event.topic, label).inc()
                 self._metrics.processing_latency.labels(event.topic).observe(duration)
             _log_outcome(event, outcome, duration)
