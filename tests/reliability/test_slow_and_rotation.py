@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, make_settings, settings_env
@@ -25,11 +24,9 @@ def test_a_client_that_stops_sending_its_body_gets_408(sqlite_url: str, tmp_path
         head += [f"{k}: {v}" for k, v in hook.headers.items()]
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + hook.body[:5])
-            started = time.monotonic()
+            # Held open instead, the read would end with the socket's 10 s timeout: an error.
             answer = sock.recv(4096)
-            waited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408")
-    assert waited < 5, "the connection is released instead of held open"
     assert events(sqlite_url) == []
 
 
