@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
 
             cluster = PgCluster(fsync=True).init().start()
             stack.callback(cluster.destroy)
-            url = services.postgres_database(cluster)
+            url = urls["postgresql"] = services.postgres_database(cluster)
             procs["postgresql"] = services.service("postgresql", url, secret, workdir)
             stack.callback(procs["postgresql"].stop)
         base = services.baseline(workdir)
@@ -98,8 +98,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.alerting(bench))
             elif name == "layers":
                 sections.append(scenarios.layers(bench))
-            elif name == "retention" and "sqlite" in procs:
-                sections.append(scenarios.retention_cleanup(bench))
+            elif name == "retention":
+                sections.extend(scenarios.retention_cleanup(bench, db) for db in procs)
             else:
                 sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
         if bench.targets:  # an explanatory scenario alone measures none

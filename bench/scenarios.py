@@ -31,6 +31,7 @@ TARGET_SCAN_VS_GREP = 1 / 3
 TARGET_RETENTION_ROWS = 50_000.0
 TARGET_RETENTION_P99 = 2.0
 HEALTH_CONNECTIONS = 16
+_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 @dataclass
@@ -329,10 +330,10 @@ def alerting(bench: Bench) -> str:
     )
 
 
-def retention_cleanup(bench: Bench) -> str:
+def retention_cleanup(bench: Bench, name: str) -> str:
     """Old events deleted by `retention-cleanup` while ack traffic runs at c16 (O5)."""
-    proc = bench.services["sqlite"]
-    url = bench.database_urls["sqlite"]
+    proc = bench.services[name]
+    url = bench.database_urls[name]
     retention.store_old_events(url, bench.retention_events)
     idle = [
         wrk.run(proc.url + "/webhooks", bench.webhooks(), connections=16, seconds=bench.seconds)
@@ -346,8 +347,9 @@ def retention_cleanup(bench: Bench) -> str:
     rate = deleted / cleanup.seconds if cleanup.seconds else 0.0
     idle_p99 = _median([r.p99_ms for r in idle])
     during_p99 = _median([r.p99_ms for r in during])
-    bench.target("retention rows/s", rate, TARGET_RETENTION_ROWS, "", False)
-    bench.target("retention ack p99 x idle", during_p99 / idle_p99, TARGET_RETENTION_P99, "", True)
+    bench.target(f"retention {name} rows/s", rate, TARGET_RETENTION_ROWS, "", False)
+    ratio = during_p99 / idle_p99
+    bench.target(f"retention {name} ack p99 x idle", ratio, TARGET_RETENTION_P99, "", True)
     rows = [
         [
             "idle",
@@ -366,7 +368,7 @@ def retention_cleanup(bench: Bench) -> str:
     ]
     return (
         f"#### Retention: {deleted:,} old events deleted in {cleanup.seconds:.1f} s, "
-        "SQLite service under ack c16\n\n"
+        f"{_TITLES[name]} service under ack c16\n\n"
         + table(["ack c16", "rows/s deleted", "ack req/s", "ack p99 ms", "errors+non-2xx"], rows)
         + "\n"
     )
