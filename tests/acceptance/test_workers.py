@@ -113,10 +113,17 @@ def test_killed_worker_leaves_events_to_be_reclaimed_after_the_lease(
 def test_sigterm_leaves_no_event_in_processing(db_url: str, tmp_path: Path) -> None:
     """P1: SIGTERM finishes the current event, releases the claimed rest, exits 0."""
     env = settings_env(db_url, tmp_path, WORKER_BATCH_SIZE="200")
-    total = 5000  # enough that a worker draining thousands a second is still busy when stopped
+    total = 5000
     store_events(db_url, subscription_hooks(total))
     with workers(env, tmp_path, 1) as [worker]:
         wait_for(lambda: processed_attempts(db_url) >= 20, 60, "the worker to get going")
+        # Stopped while frozen holding a batch, with events still to claim: the state the
+        # test is about, seen rather than hoped for (a fast worker could finish all first).
+        wait_for(
+            lambda: holding_claims(worker, db_url) and in_state(db_url, EventState.RECEIVED) > 0,
+            60,
+            "the worker frozen holding a batch",
+        )
         assert worker.terminate() == 0
         logs = worker.logs()
     assert in_state(db_url, EventState.PROCESSING) == 0

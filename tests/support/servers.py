@@ -82,6 +82,8 @@ class _Subprocess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            # A paused process acts on the signal only once continued; a running one ignores this.
+            self.proc.send_signal(signal.SIGCONT)
         return self.proc.wait(timeout)
 
     def logs(self) -> str:
