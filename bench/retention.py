@@ -1,9 +1,9 @@
 """The retention scenario: `timedify retention-cleanup` deleting old events under ack traffic.
 
 Old events (processed, received 60 days ago) are written straight into the database a service
-(SQLite or PostgreSQL) is using; then `retention-cleanup --days 30` runs while wrk keeps acknowledging webhooks
-at c16 against the same service, and the ack p99 during the cleanup is compared with the p99 of
-the same load just before it.
+(SQLite or PostgreSQL) is using; then `retention-cleanup --days 30` runs while wrk keeps
+acknowledging webhooks at c16 against the same service, and the ack p99 during the cleanup is
+compared with the p99 of the same load just before it.
 """
 
 from __future__ import annotations
