@@ -163,9 +163,10 @@ def _analyze(conn: Connection) -> None:
     # the old rows were written (a bulk import, autovacuum behind), PostgreSQL instead scans and
     # sorts the whole old range for every batch (90 ms per batch of 400 rows here). A sample of
     # the table costs a fraction of one batch; without the table's ownership PostgreSQL only
-    # warns and skips it.
+    # warns and skips it, and SKIP_LOCKED skips it too rather than wait behind a long-running
+    # VACUUM (an anti-wraparound one does not give way).
     with conn.begin():
-        conn.execute(text("ANALYZE webhook_events"))
+        conn.execute(text("ANALYZE (SKIP_LOCKED) webhook_events"))
 
 
 def _target(conn: Connection, policy: Policy) -> float:

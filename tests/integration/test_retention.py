@@ -255,3 +255,31 @@ def test_postgres_cleanup_gives_the_planner_statistics_first(
     assert counts.values["events"] == 30
     assert before < 0  # never analyzed: the planner falls back on default selectivities
     assert after in (50, 20)  # the run's ANALYZE (20: autovacuum's, after the deletes)
+
+
+def test_postgres_cleanup_does_not_wait_behind_a_vacuum(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The lock a (anti-wraparound) VACUUM holds for hours only skips the statistics step."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(10)])
+    engine = make_engine(db_url)
+    counts: list[retention.Counts] = []
+    try:
+        with engine.connect() as vacuum:
+            vacuum.execute(text("LOCK TABLE webhook_events IN SHARE UPDATE EXCLUSIVE MODE"))
+            cleanup = threading.Thread(
+                target=lambda: counts.append(
+                    retention.run(engine, retention.Policy(days=30), datetime.now(UTC))
+                ),
+                daemon=True,
+            )
+            cleanup.start()
+            cleanup.join(20)
+            finished_under_the_lock = not cleanup.is_alive()
+            vacuum.rollback()
+        cleanup.join(30)
+    finally:
+        engine.dispose()
+    assert finished_under_the_lock, "the cleanup waited for the lock"
+    assert counts[0].values["events"] == 10
