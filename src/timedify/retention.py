@@ -54,13 +54,13 @@ NEXT_EVENTS = _SELECT_EVENTS + " AND (received_at, id) > (:after_at, :after_id)"
 # back: sending up to 20,000 ids to the client and back three times cost about as much as the
 # deletes themselves. With the two settings below (`_analyze`, `_NO_JIT`): ~28,000 -> ~73,000
 # rows/s with `--duty 1` and no other load (docs/benchmarks.md).
-_NO_JIT = text("SET LOCAL jit = off")
 _PG_BATCH = """WITH batch AS ({select} FOR UPDATE SKIP LOCKED),
 attempts AS (DELETE FROM event_attempts WHERE event_pk IN (SELECT id FROM batch)),
 letters AS (DELETE FROM dead_letters WHERE event_pk IN (SELECT id FROM batch)),
 gone AS (DELETE FROM webhook_events WHERE id IN (SELECT id FROM batch))
 SELECT (SELECT count(*) FROM batch) AS locked, received_at, id FROM batch
 ORDER BY received_at DESC, id DESC LIMIT 1"""
+_NO_JIT = text("SET LOCAL jit = off")
 
 
 @dataclass(frozen=True)
