@@ -32,7 +32,6 @@ log = get_logger("timedify.ingest")
 accepted_log = HotLogger("timedify.ingest")
 _JSON = (b"content-type", b"application/json")
 _MAX_ID_LENGTH = 255
-_HANDLED = frozenset(shopify.TOPICS)
 _ACCEPTED = b'{"status":"accepted"}'
 # A tuple: nothing can append to the headers every acknowledgement shares.
 _ACCEPTED_HEADERS = (_JSON, (b"content-length", str(len(_ACCEPTED)).encode()))
@@ -146,7 +145,7 @@ class WebhookEndpoint:
         )
         shop = _shop_domain(topic, _text(headers[_SHOP]), _json_object(body))
         now = self._clock.now()
-        handled = topic in _HANDLED
+        handled = topic in shopify.HANDLED_TOPICS
         return {
             "webhook_id": webhook_id,
             "topic": topic,

@@ -18,6 +18,9 @@ TOPICS: tuple[str, ...] = (
     "customers/redact",
     "shop/redact",
 )
+# For membership tests on the hot path (the app handles these; any other topic is stored
+# as ignored and counted as "other").
+HANDLED_TOPICS = frozenset(TOPICS)
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
 
 # Per-topic paths, plus the alias some app configurations use for subscription updates.
