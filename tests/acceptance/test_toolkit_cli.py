@@ -34,6 +34,10 @@ def test_retention_cleanup_dry_run_then_real(db_url: str, tmp_path: Path) -> Non
     finished = [x for x in logged if x["event"] == "retention_cleanup_finished"]
     assert [x["events"] for x in finished] == [12, 12, 0]
     assert [x["dry_run"] for x in finished] == [True, False, False]
+    # The duty applied is the database's own default unless --duty says otherwise.
+    assert orjson.loads(again.stdout)["policy"]["duty"] == (0.5 if "sqlite" in db_url else 1.0)
+    told = run_cli(env, "retention-cleanup", "--days", "30", "--duty", "0.25", "--json")
+    assert orjson.loads(told.stdout)["policy"]["duty"] == 0.25
 
 
 def test_retention_cleanup_refuses_a_database_behind(tmp_path: Path) -> None:

@@ -202,6 +202,32 @@ def test_old_synthetic_events_go_with_their_dead_letters_and_attempts(db_url: st
         assert table_rows(db_url, model) == []
 
 
+@pytest.mark.parametrize("duty", [None, 0.5])
+def test_a_cleanup_pauses_between_batches_where_the_database_needs_it(
+    db_url: str, duty: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the service's commits need the write lock between batches, so by default the
+    cleanup pauses. PostgreSQL's row locks never hold an ingest commit back: no pause unless
+    `duty` asks for one."""
+    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(130)])
+    pauses: list[float] = []
+    pacer = retention.Pacer
+    monkeypatch.setattr(
+        retention,
+        "Pacer",
+        lambda target, duty, rows: pacer(target, duty, rows, sleep=pauses.append),
+    )
+    engine = make_engine(db_url)
+    try:
+        policy = retention.Policy(days=30, batch_size=50, duty=duty)
+        counts = retention.run(engine, policy, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert counts.values["events"] == 130  # in three batches of at most 50
+    pausing = duty is not None or db_url.startswith("sqlite")
+    assert (len(pauses) >= 2 and all(p > 0 for p in pauses)) if pausing else pauses == []
+
+
 def test_sqlite_cleanup_finds_old_events_through_the_retention_index(sqlite_url: str) -> None:
     """Finding the next batch is an index range, never a scan of the table."""
     engine = make_engine(sqlite_url)

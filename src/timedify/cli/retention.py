@@ -12,8 +12,9 @@ from timedify.cli import console
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
 --compliance-days ago. Works in short transactions sized to hold the database about --batch-ms
-each (at most --batch-size rows), pausing so that it works only --duty of the time: the
-service keeps acknowledging webhooks meanwhile. Unresolved dead letters and pending events are
+each (at most --batch-size rows), pausing so that it works only --duty of the time (on SQLite,
+half of it by default: the service keeps acknowledging webhooks meanwhile; PostgreSQL's row
+locks need no pauses). Unresolved dead letters and pending events are
 never touched.
 
 Example: timedify retention-cleanup --days 30 --dry-run
@@ -43,11 +44,15 @@ def retention_cleanup(
         ),
     ] = 5.0,
     duty: Annotated[
-        float,
+        float | None,
         typer.Option(
-            min=0.05, max=1.0, help="Share of the time spent deleting; pauses fill the rest."
+            min=0.05,
+            max=1.0,
+            help="Share of the time spent deleting; pauses fill the rest."
+            " [default: 0.5 on SQLite, 1 on PostgreSQL]",
+            show_default=False,
         ),
-    ] = 0.5,
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -62,6 +67,7 @@ def retention_cleanup(
     )
     now = datetime.now(UTC)
     with open_engine(settings) as engine:
+        policy = policy.for_database(engine.dialect.name)
         with engine.connect() as conn:
             planned = retention.plan(conn, policy, now)
         if dry_run:
