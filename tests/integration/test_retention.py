@@ -215,7 +215,7 @@ def test_a_cleanup_pauses_between_batches_where_the_database_needs_it(
     monkeypatch.setattr(
         retention,
         "Pacer",
-        lambda target, duty, rows: pacer(target, duty, rows, sleep=pauses.append),
+        lambda target, share, rows: pacer(target, share, rows, sleep=pauses.append),
     )
     engine = make_engine(db_url)
     try:

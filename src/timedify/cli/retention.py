@@ -14,8 +14,7 @@ HELP = """Delete finished webhook events older than --days, dead letters resolve
 --compliance-days ago. Works in short transactions sized to hold the database about --batch-ms
 each (at most --batch-size rows), pausing so that it works only --duty of the time (on SQLite,
 half of it by default: the service keeps acknowledging webhooks meanwhile; PostgreSQL's row
-locks need no pauses). Unresolved dead letters and pending events are
-never touched.
+locks need no pauses). Unresolved dead letters and pending events are never touched.
 
 Example: timedify retention-cleanup --days 30 --dry-run
 
