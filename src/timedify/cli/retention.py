@@ -41,7 +41,7 @@ def retention_cleanup(
         typer.Option(
             min=0.5, max=1000.0, help="Size batches to hold the write lock about this long."
         ),
-    ] = 5.0,
+    ] = 2.0,
     duty: Annotated[
         float | None,
         typer.Option(
