@@ -80,13 +80,17 @@ def test_send_webhook_to_a_running_service(db_url: str, tmp_path: Path) -> None:
         )
         assert sent.returncode == 0, sent.stderr
         assert orjson.loads(sent.stdout)["status"] == 200
+        # A topic without a path of its own goes to the unified path, where it is acknowledged.
+        other = timedify(env, "send-webhook", "orders/create", "--url", service.url, "--json")
+        assert other.returncode == 0, other.stdout
+        assert orjson.loads(other.stdout)["url"] == service.url + "/webhooks"
         import httpx
 
         unsigned = httpx.post(service.url + "/webhooks/app/uninstalled", content=b"{}")
         assert unsigned.status_code == 401
     finally:
         assert service.stop_gracefully()
-    assert [e["topic"] for e in events(db_url)] == ["app/uninstalled"]
+    assert sorted(e["topic"] for e in events(db_url)) == ["app/uninstalled", "orders/create"]
 
 
 def test_send_webhook_reports_an_unreachable_service(tmp_path: Path) -> None:
