@@ -7,6 +7,7 @@ uvicorn's connection slots; without the bound they hold it for ever.
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import SECRET, SHOP, settings_env
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import ServiceProcess
+from timedify.db import sqlite_path
 from timedify.testing import SignedWebhook, signed_webhook
 
 pytestmark = pytest.mark.slow
@@ -108,3 +110,34 @@ def test_a_head_in_pieces_within_the_bound_and_an_idle_keep_alive_are_served(
         sock.sendall(_request(second))
         assert _read_response(sock).startswith(b"HTTP/1.1 200")
     assert {e["webhook_id"] for e in events(sqlite_url)} == {first.webhook_id, second.webhook_id}
+
+
+def test_a_late_pipelined_head_never_answers_for_the_request_before_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A 408 for an unfinished pipelined head, sent while the request before it still waits
+    for its commit, would reach the client as that request's answer. The connection is closed
+    instead: the first request goes unanswered and Shopify sends it again (W3 keeps it once)."""
+    env = settings_env(
+        sqlite_url,
+        tmp_path,
+        WORKER_IN_PROCESS="false",
+        HEADER_READ_TIMEOUT_SECONDS="1",
+        INGEST_TIMEOUT_SECONDS="4",
+        DB_BUSY_TIMEOUT_MS="4000",
+    )
+    service = ServiceProcess(env, tmp_path / "serve.log").start()
+    path = sqlite_path(sqlite_url)
+    assert path is not None
+    lock = sqlite3.connect(path, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # the first request's commit waits for this lock
+        with _connect(service) as sock:
+            second = _request(signed_webhook("app/uninstalled", SHOP, SECRET))
+            sock.sendall(_request(signed_webhook("app/uninstalled", SHOP, SECRET)) + second[:40])
+            received = _read_until_closed(sock)  # the head's bound passes at 1-1.25 s
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert service.stop_gracefully()
+    assert received == b""
