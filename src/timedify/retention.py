@@ -1,9 +1,9 @@
 """Retention: old processed events, old resolved dead letters, old compliance reports (SPEC O5).
 
 Every rule deletes (or clears) in time-sliced batches (`timedify.pacing`): each batch is its
-own short transaction, sized so it holds the write lock a few milliseconds, and followed by a
-pause proportional to its work, so on SQLite the service's group committer keeps acknowledging
-webhooks while a cleanup of millions of rows runs.
+own short transaction, sized so it holds the write lock a few milliseconds, and on SQLite
+followed by a pause proportional to its work (`DEFAULT_DUTY`), so the service's group committer
+keeps acknowledging webhooks while a cleanup of millions of rows runs.
 
 The policy (docs/operations.md):
 - `events`: webhook events that are finished (`processed`, `ignored`, or `dead` with no dead
