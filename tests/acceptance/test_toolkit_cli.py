@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 import time
@@ -38,6 +40,47 @@ def test_retention_cleanup_dry_run_then_real(db_url: str, tmp_path: Path) -> Non
     assert orjson.loads(again.stdout)["policy"]["duty"] == (0.5 if "sqlite" in db_url else 1.0)
     told = run_cli(env, "retention-cleanup", "--days", "30", "--duty", "0.25", "--json")
     assert orjson.loads(told.stdout)["policy"]["duty"] == 0.25
+
+
+def test_retention_cleanup_on_a_terminal_counts_first_for_its_progress_bar(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Without a terminal the cleanup skips the count (it walks the whole old range); with one,
+    # the bar shows done against the total.
+    insert_rows(db_url, WebhookEvent, [event_row(age=timedelta(days=40)) for _ in range(12)])
+    env = settings_env(db_url, tmp_path)
+    controller, terminal = pty.openpty()
+    try:
+        # Read while it runs: a terminal's buffer is small, and a full one would stop the bar.
+        cleanup = subprocess.Popen(
+            [sys.executable, "-m", "timedify", "retention-cleanup", "--days", "30"],
+            env={**service_env(env), "TERM": "xterm", "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            cwd="/",
+        )
+        os.close(terminal)
+        shown = _read_all(controller).decode(errors="replace")
+        out, _ = cleanup.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    assert cleanup.returncode == 0
+    assert b"deleted 12 webhook events" in out
+    assert "retention cleanup" in shown
+    assert "12/12" in shown
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def test_retention_cleanup_refuses_a_database_behind(tmp_path: Path) -> None:

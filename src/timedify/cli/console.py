@@ -92,13 +92,18 @@ class Advance(Protocol):
     def __call__(self, done: int) -> None: ...
 
 
+def shows_progress() -> bool:
+    """Whether `progress` draws a bar (a terminal on stderr), i.e. whether a total is read."""
+    return err.is_terminal
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Advance]:
     """A progress bar on stderr while a terminal is attached; silent otherwise.
 
     Yields a callable that adds `done` units.
     """
-    if not err.is_terminal:
+    if not shows_progress():
         yield lambda done: None
         return
     bar = Progress(

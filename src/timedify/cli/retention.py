@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from timedify.cli import console
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from timedify.retention import Counts, Policy
 
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
@@ -67,12 +72,13 @@ def retention_cleanup(
     now = datetime.now(UTC)
     with open_engine(settings) as engine:
         policy = policy.for_database(engine.dialect.name)
-        with engine.connect() as conn:
-            planned = retention.plan(conn, policy, now)
         if dry_run:
-            counts = planned
+            counts = _plan(engine, policy, now)
         else:
-            with console.progress("retention cleanup", planned.total) as advance:
+            # The count walks the whole old range (0.2-0.35 s of a 5 s cleanup of 200,000
+            # events on PostgreSQL): only for a progress bar someone watches.
+            total = _plan(engine, policy, now).total if console.shows_progress() else None
+            with console.progress("retention cleanup", total) as advance:
                 counts = retention.run(engine, policy, now, lambda _rule, done: advance(done))
     log.info("retention_cleanup_finished", dry_run=dry_run, days=days, **counts.values)
     verb = "would delete" if dry_run else "deleted"
@@ -87,3 +93,10 @@ def retention_cleanup(
         f"{'would clear' if dry_run else 'cleared'} {counts.values['compliance_reports']} "
         f"compliance reports (completed, > {compliance_days} days)"
     )
+
+
+def _plan(engine: Engine, policy: Policy, now: datetime) -> Counts:
+    from timedify import retention
+
+    with engine.connect() as conn:
+        return retention.plan(conn, policy, now)
