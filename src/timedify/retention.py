@@ -57,15 +57,21 @@ NEXT_EVENTS = _SELECT_EVENTS + " AND (received_at, id) > (:after_at, :after_id)"
 # until the deletes; a row some worker holds, a synthetic event being processed, waits for the
 # next run), its children and then its events deleted, and only the walk's new position comes
 # back: sending up to 20,000 ids to the client and back three times cost about as much as the
-# deletes themselves. With the two settings below (`_analyze`, `_NO_JIT`): ~28,000 -> ~73,000
-# rows/s with `--duty 1` and no other load (docs/benchmarks.md).
-_PG_BATCH = """WITH batch AS ({select} FOR UPDATE SKIP LOCKED),
+# deletes themselves. With the planner settings below: ~28,000 -> ~73,000 rows/s with `--duty 1`
+# and no other load (docs/benchmarks.md).
+PG_BATCH = """WITH batch AS ({select} FOR UPDATE SKIP LOCKED),
 attempts AS (DELETE FROM event_attempts WHERE event_pk IN (SELECT id FROM batch)),
 letters AS (DELETE FROM dead_letters WHERE event_pk IN (SELECT id FROM batch)),
 gone AS (DELETE FROM webhook_events WHERE id IN (SELECT id FROM batch))
 SELECT (SELECT count(*) FROM batch) AS locked, received_at, id FROM batch
 ORDER BY received_at DESC, id DESC LIMIT 1"""
-_NO_JIT = text("SET LOCAL jit = off")
+# For each batch's transaction. enable_sort: the walk must follow the retention index, and with
+# statistics older than the rows (a bulk import, autovacuum behind) PostgreSQL planned every
+# batch as a scan and sort of the whole old range instead (~90 ms per batch of 400 rows); with
+# no sort allowed the index is the only ordered path, whatever the statistics. (An ANALYZE at
+# the start did the same for 0.3-0.5 s, and only with the table's ownership.) jit: a batch's
+# estimated cost passes jit_above_cost, and compiling it took longer than a tenth of its work.
+PG_SETTINGS = text("SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,6 @@ def run(
     policy = policy.for_database(engine.dialect.name)
     assert policy.duty is not None
     with engine.connect() as conn, retention_sqlite.bulk_session(conn) as checkpoint:
-        if conn.dialect.name == "postgresql":
-            _analyze(conn)
         for rule in RULES:
             pacer = Pacer(_target(conn, policy), policy.duty, policy.batch_size)
             keyset = _Keyset()
@@ -169,17 +173,6 @@ def run(
                     break
                 pacer.finished(done, held, checkpoint())
     return counts
-
-
-def _analyze(conn: Connection) -> None:
-    # Batches walk the retention index in order, LIMIT n. Planned with statistics from before
-    # the old rows were written (a bulk import, autovacuum behind), PostgreSQL instead scans and
-    # sorts the whole old range for every batch (90 ms per batch of 400 rows here). A sample of
-    # the table costs a fraction of one batch; without the table's ownership PostgreSQL only
-    # warns and skips it, and SKIP_LOCKED skips it too rather than wait behind a long-running
-    # VACUUM (an anti-wraparound one does not give way).
-    with conn.begin():
-        conn.execute(text("ANALYZE (SKIP_LOCKED) webhook_events"))
 
 
 def _target(conn: Connection, policy: Policy) -> float:
@@ -219,7 +212,7 @@ def _events_batch(
     first = keyset.received_at is None
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        sql = _PG_BATCH.format(select=FIRST_EVENTS if first else NEXT_EVENTS)
+        sql = PG_BATCH.format(select=FIRST_EVENTS if first else NEXT_EVENTS)
     else:
         sql = FIRST_EVENTS if first else NEXT_EVENTS
     query = text(sql).bindparams(
@@ -228,9 +221,7 @@ def _events_batch(
     if not first:
         query = query.bindparams(after_at=keyset.received_at, after_id=keyset.id)
     if postgres:
-        # A batch's estimated cost passes jit_above_cost: compiling it took longer than a tenth
-        # of the batch's own work, every batch.
-        conn.execute(_NO_JIT)
+        conn.execute(PG_SETTINGS)
         last = conn.execute(query).one_or_none()
         if last is None:
             return 0
