@@ -36,7 +36,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
     parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
     parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
-    parser.add_argument("--retention-events", type=int, default=200_000, help="old events")
+    parser.add_argument(
+        "--retention-events",
+        type=int,
+        help="old events (default: 200,000 on SQLite, 1,000,000 on PostgreSQL)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
     return parser.parse_args(argv)
 

@@ -49,7 +49,7 @@ class Bench:
     drain_events: int = 100_000
     drain_seconds: float = 45.0
     log_megabytes: int = 1024
-    retention_events: int = 1_000_000
+    retention_events: int | None = None  # None: `retention.DEFAULT_EVENTS` of the database
     database_urls: dict[str, str] = field(default_factory=dict)
     targets: list[list[str]] = field(default_factory=list)
     ack_c64: dict[str, float] = field(default_factory=dict)
@@ -334,7 +334,7 @@ def retention_cleanup(bench: Bench, name: str) -> str:
     """Old events deleted by `retention-cleanup` while ack traffic runs at c16 (O5)."""
     proc = bench.services[name]
     url = bench.database_urls[name]
-    retention.store_old_events(url, bench.retention_events)
+    retention.store_old_events(url, bench.retention_events or retention.DEFAULT_EVENTS[name])
     idle = [
         wrk.run(proc.url + "/webhooks", bench.webhooks(), connections=16, seconds=bench.seconds)
         for _ in range(bench.repeat)
