@@ -55,7 +55,9 @@ def store_old_events(database_url: str, count: int) -> None:
 def _copy_on_server(conn: Connection, before: int, written: int, more: int) -> None:
     """`more` copies of the events written after id `before`, each with a webhook id of its own.
 
-    Only those: the service's warm-up and earlier load left young events in the table.
+    Only those: the service's warm-up and earlier load left young events in the table. In the
+    order they were received, as the service stores them: copied in any other order, the walk
+    along the index reads the table's pages at random.
     """
     columns = [c.name for c in WebhookEvent.__table__.columns if c.name != "id"]
     values = ["webhook_id || '.' || copy" if c == "webhook_id" else c for c in columns]
@@ -63,7 +65,7 @@ def _copy_on_server(conn: Connection, before: int, written: int, more: int) -> N
         text(
             f"INSERT INTO webhook_events ({', '.join(columns)}) SELECT {', '.join(values)} "
             "FROM (SELECT * FROM webhook_events WHERE id > :before) AS written, "
-            "generate_series(1, :copies) AS copy LIMIT :more"
+            "generate_series(1, :copies) AS copy ORDER BY received_at, copy LIMIT :more"
         ),
         {"before": before, "copies": -(-more // written), "more": more},
     )

@@ -65,11 +65,13 @@ letters AS (DELETE FROM dead_letters WHERE event_pk IN (SELECT id FROM batch)),
 gone AS (DELETE FROM webhook_events WHERE id IN (SELECT id FROM batch))
 SELECT (SELECT count(*) FROM batch) AS locked, received_at, id FROM batch
 ORDER BY received_at DESC, id DESC LIMIT 1"""
-# For each batch's transaction. enable_sort: the walk must follow the retention index, and with
-# statistics older than the rows (a bulk import, autovacuum behind) PostgreSQL planned every
-# batch as a scan and sort of the whole old range instead (~90 ms per batch of 400 rows); with
-# no sort allowed the index is the only ordered path, whatever the statistics. (An ANALYZE at
-# the start did the same for 0.3-0.5 s, and only with the table's ownership.) jit: a batch's
+# For each batch's transaction. enable_sort: the walk must follow the retention index. Planned
+# otherwise - from statistics older than the rows (a bulk import, autovacuum behind), or as the
+# generic plan PostgreSQL may settle on once psycopg has prepared the statement (its sixth run) -
+# every batch scans and sorts the whole old range: ~90 ms per batch of 400 rows, and a cleanup
+# of 1,000,000 events fell to ~80 rows/s after its first 80,000. With no sort allowed the index
+# is the only ordered path, whatever the statistics and the plan cache. (An ANALYZE at the start
+# covered only the statistics, for 0.3-0.5 s and with the table's ownership.) jit: a batch's
 # estimated cost passes jit_above_cost, and compiling it took longer than a tenth of its work.
 PG_SETTINGS = text("SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
 
