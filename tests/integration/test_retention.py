@@ -288,6 +288,36 @@ def test_postgres_batches_follow_the_retention_index_without_statistics(
     finally:
         engine.dispose()
     assert never_analyzed
+    _assert_walks_the_index(plan)
+
+
+def test_postgres_batches_follow_the_retention_index_in_their_generic_plan(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """psycopg prepares a statement on its sixth run; PostgreSQL may then plan it once for any
+    parameters, and that plan sorted the whole old range (a cleanup of 1,000,000 events fell to
+    ~80 rows/s after its first 80,000)."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(3000)])
+    engine = make_engine(db_url)
+    sql = retention.PG_BATCH.format(select=retention.NEXT_EVENTS)
+    for number, name in enumerate(("cutoff", "after_at", "after_id", "rows"), start=1):
+        sql = sql.replace(f":{name}", f"${number}")
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("ANALYZE webhook_events"))
+            conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            conn.execute(retention.PG_SETTINGS)
+            conn.exec_driver_sql(f"PREPARE batch (timestamp, timestamp, bigint, integer) AS {sql}")
+            explain = "EXPLAIN EXECUTE batch ('2026-01-01', '2025-01-01', 0, 400)"
+            plan = "\n".join(conn.exec_driver_sql(explain).scalars())
+    finally:
+        engine.dispose()
+    assert "$1" in plan, plan  # the generic plan: the parameters are not in it as values
+    _assert_walks_the_index(plan)
+
+
+def _assert_walks_the_index(plan: str) -> None:
     assert "Index Scan using ix_webhook_events_retention on webhook_events e" in plan, plan
     # The one sort left orders the batch's own rows, to report where the walk got to.
     assert [line.strip() for line in plan.splitlines() if "Sort Key" in line] == [
