@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, event, func, select, text
 
 from tests.conftest import SHOP, fresh_database, make_settings
 from tests.support.helpers import table_rows
@@ -315,6 +315,25 @@ def test_postgres_batches_follow_the_retention_index_in_their_generic_plan(
         engine.dispose()
     assert "$1" in plan, plan  # the generic plan: the parameters are not in it as values
     _assert_walks_the_index(plan)
+
+
+def test_postgres_cleanup_plans_every_batch_with_those_settings(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The plan tests above set the settings themselves: here the real run must, every batch."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(25)])
+    engine = make_engine(db_url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2].lstrip()))
+    try:
+        counts = retention.run(engine, retention.Policy(days=30, batch_size=10), datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert counts.values["events"] == 25
+    batches = [i for i, sql in enumerate(statements) if sql.startswith("WITH batch AS")]
+    assert len(batches) >= 3  # 10 + 10 + 5 rows
+    assert all(statements[i - 1] == str(retention.PG_SETTINGS) for i in batches)
 
 
 def _assert_walks_the_index(plan: str) -> None:
