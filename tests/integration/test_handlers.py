@@ -297,13 +297,17 @@ def test_shop_redact_erases_the_shop_and_keeps_a_record(settings: Settings, db_u
     )
     assert record["report"] is None
 
-    # A late event from before the redaction must not bring the shop back (P5).
-    late = store_event(
-        db_url, "app_subscriptions/update", SHOP, triggered_at=T0 + timedelta(days=1)
-    )
+    # Late events from before the redaction must not bring the shop back (P5).
+    late = [
+        store_event(db_url, topic, SHOP, triggered_at=T0 + timedelta(days=1))
+        for topic in ("app_subscriptions/update", "app/uninstalled", "app/scopes_update")
+    ]
     drain(settings)
     assert table_rows(db_url, Subscription) == []
-    assert by_webhook(db_url)[late]["state"] == EventState.IGNORED
+    assert [r for r in table_rows(db_url, Shop) if r["domain"] == SHOP] == []
+    for webhook_id in late:
+        assert by_webhook(db_url)[webhook_id]["state"] == EventState.IGNORED
+        assert "shop/redact" in by_webhook(db_url)[webhook_id]["note"]
 
 
 def test_sample_payloads_of_every_topic_are_processed(settings: Settings, db_url: str) -> None:
