@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import bindparam, event, func, select, text
+from sqlalchemy import Engine, bindparam, event, func, select, text
 
 from tests.conftest import SHOP, fresh_database, make_settings
 from tests.support.helpers import table_rows
@@ -269,9 +269,7 @@ def test_postgres_batches_follow_the_retention_index_without_statistics(
     Planned from default selectivities, PostgreSQL would scan and sort the whole old range for
     every batch (~90 ms each with 200,000 old events).
     """
-    db_url = fresh_database("postgresql", request, tmp_path)
-    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(30)])
-    engine = make_engine(db_url)
+    engine = _postgres_with_old_events(request, tmp_path, 30)
     now = datetime.now(UTC)
     batch = text("EXPLAIN " + retention.PG_BATCH.format(select=retention.NEXT_EVENTS)).bindparams(
         bindparam("cutoff", now - timedelta(days=30), type_=UTCDateTime()),
@@ -297,9 +295,7 @@ def test_postgres_batches_follow_the_retention_index_in_their_generic_plan(
     """psycopg prepares a statement on its sixth run; PostgreSQL may then plan it once for any
     parameters, and that plan sorted the whole old range (a cleanup of 1,000,000 events fell to
     ~80 rows/s after its first 80,000)."""
-    db_url = fresh_database("postgresql", request, tmp_path)
-    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(3000)])
-    engine = make_engine(db_url)
+    engine = _postgres_with_old_events(request, tmp_path, 3000)
     sql = retention.PG_BATCH.format(select=retention.NEXT_EVENTS)
     for number, name in enumerate(("cutoff", "after_at", "after_id", "rows"), start=1):
         sql = sql.replace(f":{name}", f"${number}")
@@ -321,9 +317,7 @@ def test_postgres_cleanup_plans_every_batch_with_those_settings(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """The plan tests above set the settings themselves: here the real run must, every batch."""
-    db_url = fresh_database("postgresql", request, tmp_path)
-    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(25)])
-    engine = make_engine(db_url)
+    engine = _postgres_with_old_events(request, tmp_path, 25)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2].lstrip()))
     try:
@@ -334,6 +328,13 @@ def test_postgres_cleanup_plans_every_batch_with_those_settings(
     batches = [i for i, sql in enumerate(statements) if sql.startswith("WITH batch AS")]
     assert len(batches) >= 3  # 10 + 10 + 5 rows
     assert all(statements[i - 1] == str(retention.PG_SETTINGS) for i in batches)
+
+
+def _postgres_with_old_events(request: pytest.FixtureRequest, tmp_path: Path, count: int) -> Engine:
+    """A fresh PostgreSQL database holding `count` old processed events: its engine."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(count)])
+    return make_engine(db_url)
 
 
 def _assert_walks_the_index(plan: str) -> None:
@@ -348,9 +349,7 @@ def test_postgres_cleanup_does_not_wait_behind_a_vacuum(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """The lock a (anti-wraparound) VACUUM holds for hours never holds a cleanup back."""
-    db_url = fresh_database("postgresql", request, tmp_path)
-    insert_rows(db_url, WebhookEvent, [event_row(age=OLD) for _ in range(10)])
-    engine = make_engine(db_url)
+    engine = _postgres_with_old_events(request, tmp_path, 10)
     counts: list[retention.Counts] = []
     try:
         with engine.connect() as vacuum:
