@@ -6,9 +6,9 @@ acknowledging webhooks at c16 against the same service, and the ack p99 during t
 compared with the p99 of the same load just before it.
 
 PostgreSQL gets the issue's 1,000,000 events by default (`DEFAULT_EVENTS`): 100,000 written with
-the ingest INSERT, the rest copied from them by the server with new webhook ids, 15 s instead of
-70. SQLite gets 200,000: at the ~4,000 rows/s it deletes under ack load, a million would take
-four minutes of the ten `make bench` has.
+the ingest INSERT (~7 s), the rest copied from them by the server with new webhook ids (~15 s),
+where writing all of them took ~70 s. SQLite gets 200,000: at the ~4,000 rows/s it deletes
+under ack load, a million would take four minutes of the ten `make bench` has.
 """
 
 from __future__ import annotations
