@@ -19,6 +19,7 @@ from timedify import shopify
 from timedify.committer import GroupCommitter
 from timedify.deadlines import Deadlines
 from timedify.errors import DatabaseUnavailableError
+from timedify.iteration import PerIteration
 from timedify.logs import HotLogger, get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import EventState
@@ -52,29 +53,6 @@ class _Disconnected(Exception):
     pass
 
 
-class _IterationClock:
-    """`datetime.now(UTC)`, read once per event-loop iteration.
-
-    The webhooks of one iteration are handed to the committer together and share their
-    `received_at` (they arrived within the same few milliseconds), so the committer converts
-    one timestamp per hand-over instead of two per row.
-    """
-
-    def __init__(self) -> None:
-        self._now: datetime | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def now(self) -> datetime:
-        loop = asyncio.get_running_loop()
-        if self._now is None or loop is not self._loop:  # a reading left by a stopped loop
-            self._now, self._loop = datetime.now(UTC), loop
-            loop.call_soon(self._tick)
-        return self._now
-
-    def _tick(self) -> None:
-        self._now = None
-
-
 class WebhookEndpoint:
     """ASGI endpoint for the per-topic paths and the unified `POST /webhooks`."""
 
@@ -86,7 +64,9 @@ class WebhookEndpoint:
         self._retry_after = str(settings.retry_after_seconds).encode()
         self._committer = committer
         self._metrics = metrics
-        self._clock = _IterationClock()
+        # The webhooks of one iteration are handed to the committer together and share their
+        # `received_at`, so the committer converts one timestamp per hand-over, not two per row.
+        self._clock = PerIteration(lambda: datetime.now(UTC))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -144,7 +124,7 @@ class WebhookEndpoint:
             _text(headers[_API_VERSION]), "api_version", shopify.API_VERSION_HEADER, 32
         )
         shop = _shop_domain(topic, _text(headers[_SHOP]), _json_object(body))
-        now = self._clock.now()
+        now = self._clock.get()
         handled = topic in shopify.HANDLED_TOPICS
         return {
             "webhook_id": webhook_id,
