@@ -183,9 +183,7 @@ class _HealthRoutes:
         if scope["path"].rstrip("/") == "/health/live":
             status, body = 200, self._LIVE
         else:
-            report = await self._probe.run()
-            status = 503 if report.status == "fail" else 200
-            body = self._document.render(report)
+            status, body = self._document.render(await self._probe.run())
         headers = [*self._HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -114,3 +116,62 @@ def test_metrics_count_what_was_sent(served: tuple[str, Any]) -> None:
         in body
     )
     assert 'timedify_webhook_backlog{topic="app/uninstalled"} 1.0' in body
+
+
+def test_a_reused_answer_never_hides_a_change_this_process_knows_of(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Between two probes polling gets the same report, until the worker or the writes change."""
+    from timedify.committer import CommitState
+    from timedify.health import HealthDocument, HealthProbe
+
+    engine = make_engine(sqlite_url)
+    state = CommitState()
+    worker = {"alive": True}
+    probe = HealthProbe(
+        make_settings(sqlite_url, tmp_path),
+        engine,
+        state,
+        migrate.head_revision(),
+        lambda: worker["alive"],
+    )
+    document = HealthDocument("test")
+
+    async def poll() -> list[tuple[int, str, dict[str, Any]]]:
+        answers = []
+
+        async def ask() -> None:
+            report = await probe.run()
+            status, body = document.render(report)
+            doc = orjson.loads(body)
+            answers.append((status, doc["status"], doc["checks"]))
+            reports.append(report)
+
+        reports: list[Any] = []
+        await ask()
+        await ask()
+        assert reports[1] is reports[0], "an unchanged reading is one report"
+        worker["alive"] = False
+        await ask()
+        worker["alive"] = True
+        state.consecutive_failures, state.last_error_class = 1, "db"
+        await ask()
+        state.consecutive_failures = 0
+        await ask()
+        return answers
+
+    try:
+        answers = asyncio.run(poll())
+    finally:
+        probe.close()
+        engine.dispose()
+    assert [(status, word) for status, word, _ in answers] == [
+        (200, "warn"),  # no worker heartbeat in this database yet
+        (200, "warn"),
+        (503, "fail"),
+        (503, "fail"),
+        (200, "warn"),
+    ]
+    assert "in-process worker has stopped" in answers[2][2]["worker:heartbeat"][0]["output"]
+    assert answers[3][2]["database:writes"][0]["status"] == "fail"
+    assert answers[4][2]["database:writes"][0]["status"] == "pass"
