@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -81,6 +81,7 @@ def process_batch(
     clock: Callable[[], datetime] = utcnow,
     max_seconds: float = 0.02,
     stopping: Callable[[], bool] = lambda: False,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> list[Outcome]:
     """Process events in one transaction; the outcomes of those processed.
 
@@ -99,13 +100,29 @@ def process_batch(
     failing event rolls back alone and gets its attempt record, retry or dead letter.
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-    deadline = time.monotonic() + max_seconds
+    bound = _Bound(max_seconds, stopping, monotonic)
     try:
         with engine.begin() as conn:
-            return _apply_all(conn, events, handlers, clock, deadline, stopping)
+            return _apply_all(conn, events, handlers, clock, bound.start())
     except _Failed as failed:
         upto = events[: failed.upto]
-        return _apply_each(engine, upto, policy, handlers, rng, clock, max_seconds, stopping)
+        return _apply_each(engine, upto, policy, handlers, rng, clock, bound)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """When a batch transaction stops taking events: `seconds` after it began, or stopping."""
+
+    seconds: float
+    stopping: Callable[[], bool]
+    monotonic: Callable[[], float]
+    deadline: float = 0.0
+
+    def start(self) -> _Bound:
+        return replace(self, deadline=self.monotonic() + self.seconds)
+
+    def reached(self) -> bool:
+        return self.monotonic() > self.deadline or self.stopping()
 
 
 class _Failed(Exception):
@@ -121,14 +138,13 @@ def _apply_all(
     events: Sequence[ClaimedEvent],
     handlers: Mapping[str, Handler],
     clock: Callable[[], datetime],
-    deadline: float,
-    stopping: Callable[[], bool],
+    bound: _Bound,
 ) -> list[Outcome]:
     held = queue.hold_all(conn, events)
     outcomes: list[Outcome] = []
     done: list[queue.Done] = []
     for index, event in enumerate(events):
-        if outcomes and (time.monotonic() > deadline or stopping()):
+        if outcomes and bound.reached():
             break
         if event.id not in held:
             outcomes.append(Outcome("lost"))  # another worker has it now: write nothing
@@ -153,15 +169,14 @@ def _apply_each(
     handlers: Mapping[str, Handler],
     rng: random.Random,
     clock: Callable[[], datetime],
-    max_seconds: float,
-    stopping: Callable[[], bool],
+    bound: _Bound,
 ) -> list[Outcome]:
     """The events in one transaction, each inside its own savepoint."""
     outcomes: list[Outcome] = []
-    deadline = time.monotonic() + max_seconds
+    bound = bound.start()
     with engine.begin() as conn:
         for event in events:
-            if outcomes and (time.monotonic() > deadline or stopping()):
+            if outcomes and bound.reached():
                 break
             started = clock()
             savepoint = conn.begin_nested()

@@ -8,6 +8,7 @@ nothing, a merchant action is applied once.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -118,6 +119,33 @@ def test_a_lease_lost_to_another_worker_writes_nothing_for_that_event(db_url: st
     assert taken.id not in {a["event_pk"] for a in table_rows(db_url, EventAttempt)}
     assert taken.id not in {a["event_pk"] for a in table_rows(db_url, AppliedEvent)}
     assert taken.shop_domain not in {s["domain"] for s in table_rows(db_url, Shop)}
+
+
+def test_a_batch_transaction_takes_events_for_20_ms_and_hands_back_the_rest(db_url: str) -> None:
+    """The bound keeps SQLite's write lock (webhook commits wait for it) and PostgreSQL's row
+    locks short; a clock advancing 7 ms per reading counts the events exactly."""
+    store_events(db_url, [signed_webhook("app/uninstalled", _shop(n), "x") for n in range(6)])
+    engine = make_engine(db_url)
+    readings = itertools.count(0.0, 0.007)
+    try:
+        with engine.begin() as conn:
+            batch = queue.claim(
+                conn, token="a", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
+            )
+        first = processing.process_batch(
+            engine, batch, policy=POLICY, monotonic=lambda: next(readings)
+        )
+        processed = sum(e["state"] == EventState.PROCESSED for e in events(db_url))
+        rest = processing.process_batch(
+            engine, batch[len(first) :], policy=POLICY, monotonic=lambda: next(readings)
+        )
+    finally:
+        engine.dispose()
+    # Read at 0, then before the 2nd (7 ms), 3rd (14 ms) and 4th event (21 ms: past 20 ms).
+    assert [o.state for o in first] == ["processed"] * 3
+    assert processed == 3, "what the bound cut off was not written"
+    assert [o.state for o in rest] == ["processed"] * 3
+    assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
 
 
 def test_a_lease_found_lost_when_marking_done_rolls_the_event_back(db_url: str) -> None:
