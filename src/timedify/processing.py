@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -116,13 +116,11 @@ class _Bound:
     seconds: float
     stopping: Callable[[], bool]
     monotonic: Callable[[], float]
-    deadline: float = 0.0
 
-    def start(self) -> _Bound:
-        return replace(self, deadline=self.monotonic() + self.seconds)
-
-    def reached(self) -> bool:
-        return self.monotonic() > self.deadline or self.stopping()
+    def start(self) -> Callable[[], bool]:
+        """For a transaction beginning now: whether it must stop taking events."""
+        deadline = self.monotonic() + self.seconds
+        return lambda: self.monotonic() > deadline or self.stopping()
 
 
 class _Failed(Exception):
@@ -138,13 +136,13 @@ def _apply_all(
     events: Sequence[ClaimedEvent],
     handlers: Mapping[str, Handler],
     clock: Callable[[], datetime],
-    bound: _Bound,
+    reached: Callable[[], bool],
 ) -> list[Outcome]:
     held = queue.hold_all(conn, events)
     outcomes: list[Outcome] = []
     done: list[queue.Done] = []
     for index, event in enumerate(events):
-        if outcomes and bound.reached():
+        if outcomes and reached():
             break
         if event.id not in held:
             outcomes.append(Outcome("lost"))  # another worker has it now: write nothing
@@ -173,10 +171,10 @@ def _apply_each(
 ) -> list[Outcome]:
     """The events in one transaction, each inside its own savepoint."""
     outcomes: list[Outcome] = []
-    bound = bound.start()
+    reached = bound.start()
     with engine.begin() as conn:
         for event in events:
-            if outcomes and bound.reached():
+            if outcomes and reached():
                 break
             started = clock()
             savepoint = conn.begin_nested()
