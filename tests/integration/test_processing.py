@@ -148,6 +148,52 @@ def test_a_batch_transaction_takes_events_for_20_ms_and_hands_back_the_rest(db_u
     assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
 
 
+def test_the_savepoint_rerun_after_a_failure_has_its_own_20_ms_bound(db_url: str) -> None:
+    """After an event fails, the events up to it run again one savepoint each in a new
+    transaction: that one holds the write lock too, so it is bounded from its own start. The
+    clock advances 3 ms per reading until the failure, then 7 ms."""
+    shops = [_shop(n) for n in range(5)] + [BAD]
+    store_events(db_url, [signed_webhook("app/uninstalled", s, "x") for s in shops])
+    step, now = [0.003], [0.0]
+
+    def monotonic() -> float:
+        now[0] += step[0]
+        return now[0]
+
+    def fail_for_bad(conn: Connection, event: ClaimedEvent, at: datetime) -> str | None:
+        if event.shop_domain == BAD:
+            step[0] = 0.007
+            raise RuntimeError("boom")
+        return HANDLERS["app/uninstalled"](conn, event, at)
+
+    handlers = {**HANDLERS, "app/uninstalled": fail_for_bad}
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            batch = queue.claim(
+                conn, token="a", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
+            )
+        first = processing.process_batch(
+            engine, batch, policy=POLICY, handlers=handlers, monotonic=monotonic
+        )
+        after_first = {e["shop_domain"]: e["state"] for e in events(db_url)}
+        rest = processing.process_batch(
+            engine, batch[len(first) :], policy=POLICY, handlers=handlers, monotonic=monotonic
+        )
+    finally:
+        engine.dispose()
+    # The optimistic run began at 3 ms and reached the failing sixth event at 18 ms. The rerun
+    # began at 25 ms and read 32, 39 and 46 ms before its 2nd, 3rd and 4th event: three, then
+    # back (measured from the first transaction's start it would have stopped after one).
+    assert [o.state for o in first] == ["processed"] * 3
+    assert list(after_first.values()).count(EventState.PROCESSED) == 3
+    assert after_first[BAD] == EventState.PROCESSING, "the failing event was not handed back"
+    assert [o.state for o in rest] == ["processed", "processed", "retrying"]
+    by_shop = {e["shop_domain"]: e for e in events(db_url)}
+    assert by_shop[BAD]["state"] == EventState.RETRYING
+    assert len(table_rows(db_url, EventAttempt)) == 6
+
+
 def test_a_lease_found_lost_when_marking_done_rolls_the_event_back(db_url: str) -> None:
     """If marking the batch done finds an event no longer ours, nothing of the batch is kept
     as it was: the batch runs again one event at a time and only that event is lost."""
