@@ -58,6 +58,15 @@ def service_env(settings_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _stopped(task: Path) -> bool:
+    """Whether a thread (`/proc/PID/task/TID`) is stopped; a thread that has exited counts."""
+    try:
+        state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("T", "t")
+
+
 class _Subprocess:
     """A `timedify` subprocess whose output goes to a log file."""
 
@@ -69,10 +78,19 @@ class _Subprocess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def pause(self) -> None:
-        """SIGSTOP: what the database shows now is what a kill now would leave behind."""
+    def pause(self, timeout: float = 10) -> None:
+        """SIGSTOP, returning once every thread has stopped (the signal alone does not wait).
+
+        What the database shows then is what a kill would leave behind, except for a commit
+        the process was inside of: it can still take effect (see the worker tests)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        deadline = time.monotonic() + timeout
+        while not all(_stopped(task) for task in tasks.iterdir()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process {self.proc.pid} did not stop")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         assert self.proc is not None
