@@ -59,12 +59,12 @@ def service_env(settings_env: dict[str, str]) -> dict[str, str]:
 
 
 def _stopped(task: Path) -> bool:
-    """Whether a thread (`/proc/PID/task/TID`) is stopped; a thread that has exited counts."""
+    """Whether a thread (`/proc/PID/task/TID`) is stopped; one that has exited counts too."""
     try:
         state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return True
-    return state in ("T", "t")
+    return state in ("T", "t", "Z", "X")  # Z, X: exited (a crash is the caller's to see)
 
 
 class _Subprocess:
@@ -87,7 +87,7 @@ class _Subprocess:
         self.proc.send_signal(signal.SIGSTOP)
         tasks = Path(f"/proc/{self.proc.pid}/task")
         deadline = time.monotonic() + timeout
-        while not all(_stopped(task) for task in tasks.iterdir()):
+        while tasks.exists() and not all(_stopped(task) for task in tasks.iterdir()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"process {self.proc.pid} did not stop")
             time.sleep(0.001)
