@@ -21,9 +21,9 @@ import orjson
 from sqlalchemy import func, select
 
 from bench.services import Process, service_env
-from timedify import store
 from timedify.db import make_engine
 from timedify.models import PENDING_STATES, EventState, WebhookEvent
+from timedify.store import events
 from timedify.testing import API_VERSION, sample_payload
 
 TOPICS = ("app_subscriptions/update", "app/scopes_update", "app/uninstalled")
@@ -64,7 +64,7 @@ def store_rows(
                 rows = [_event(i, start) for i in range(first, min(first + _CHUNK, count))]
                 for row in rows:
                     change(row)
-                store.insert_events(conn, rows)
+                events.insert_events(conn, rows)
     finally:
         engine.dispose()
 

@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 from bench.layers import InstantCommitter
-from timedify import shopify
-from timedify.ingest import WebhookEndpoint
+from timedify.ingest import webhooks
+from timedify.ingest.endpoint import WebhookEndpoint
 from timedify.logs import configure_logging
 from timedify.metrics import Metrics
 from timedify.settings import Settings
@@ -48,7 +48,7 @@ def _endpoint() -> WebhookEndpoint:
 def _scopes(count: int, start: int) -> list[dict[str, Any]]:
     topic = "app/uninstalled"
     body = json.dumps(sample_payload(topic, SHOP), separators=(",", ":")).encode()
-    signature = shopify.sign(body, SECRET.encode()).encode()
+    signature = webhooks.sign(body, SECRET.encode()).encode()
     return [
         {
             "type": "http",

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 
 from timedify.cli.service import uvicorn_options
-from timedify.ingest import Receive, Scope, Send, WebhookEndpoint
+from timedify.ingest.endpoint import Receive, Scope, Send, WebhookEndpoint
 from timedify.logs import configure_logging
 from timedify.metrics import Metrics
 from timedify.settings import load_settings

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from timedify import shopify
+from timedify.ingest import webhooks
 from timedify.testing import API_VERSION, sample_payload
 
 SHOP = "bench-shop.myshopify.com"
@@ -108,9 +108,9 @@ def _lua_string(data: bytes) -> str:
 def webhook_script(directory: Path, secret: str, prefix: str) -> Path:
     """A Lua script sending signed webhooks of every topic, each with a unique webhook id."""
     rows = []
-    for topic in shopify.TOPICS:
+    for topic in webhooks.TOPICS:
         body = json.dumps(sample_payload(topic, SHOP), separators=(",", ":")).encode()
-        signature = shopify.sign(body, secret.encode())
+        signature = webhooks.sign(body, secret.encode())
         rows.append(
             f'  {{path = "/webhooks/{topic}", topic = "{topic}", hmac = "{signature}", '
             f"body = {_lua_string(body)}}},"

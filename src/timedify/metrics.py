@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from timedify import shopify
+from timedify.ingest import webhooks
 
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -84,7 +84,7 @@ class Metrics:
     @staticmethod
     def topic_label(topic: str | None) -> str:
         """A bounded label: an unsigned request's topic header is arbitrary text."""
-        return topic if topic in shopify.HANDLED_TOPICS else "other"
+        return topic if topic in webhooks.HANDLED_TOPICS else "other"
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

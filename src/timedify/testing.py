@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from timedify import shopify
+from timedify.ingest import webhooks
 
 API_VERSION = "2025-10"
 
@@ -97,7 +97,7 @@ def signed_webhook(
     headers = {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
-        "X-Shopify-Hmac-Sha256": shopify.sign(body, key),
+        "X-Shopify-Hmac-Sha256": webhooks.sign(body, key),
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
         "X-Shopify-Triggered-At": (triggered_at or datetime.now(UTC)).isoformat(),

@@ -14,7 +14,7 @@ from tests.support.cli import run_cli
 from tests.support.fakes import permissive_server
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import threaded_server
-from timedify import shopify
+from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
 
 
@@ -43,7 +43,7 @@ def test_smoke_without_a_worker_fails_on_processing_and_cleans_up(
     result = run_cli(env, "smoke", url, "--process-timeout", "1", "--json")
     assert result.returncode == 1
     steps = {s["name"]: s for s in orjson.loads(result.stdout)["steps"]}
-    for topic in shopify.TOPICS:
+    for topic in webhooks.TOPICS:
         assert steps[f"webhook {topic}"]["status"] == "ok"
     assert steps["forged webhook"]["status"] == "ok"
     assert steps["processing"]["status"] == "critical"
@@ -55,7 +55,7 @@ def test_smoke_without_a_worker_fails_on_processing_and_cleans_up(
 def test_smoke_lookup_shows_synthetic_events_only(live: tuple[str, dict[str, str], str]) -> None:
     url, _env, _db_url = live
     real = signed_webhook("app/uninstalled", SHOP, SECRET)
-    fake = signed_webhook("app/uninstalled", shopify.SYNTHETIC_SHOP_DOMAIN, SECRET)
+    fake = signed_webhook("app/uninstalled", webhooks.SYNTHETIC_SHOP_DOMAIN, SECRET)
     for hook in (real, fake):
         assert post_webhook(url, hook).status_code == 200
     found = httpx.get(
@@ -76,7 +76,7 @@ def test_smoke_cleanup_needs_a_signature_and_spares_real_events(
     signed = httpx.post(
         url + "/smoke/cleanup",
         content=body,
-        headers={"x-timedify-hmac-sha256": shopify.sign(body, SECRET.encode())},
+        headers={"x-timedify-hmac-sha256": webhooks.sign(body, SECRET.encode())},
     )
     assert signed.json() == {"deleted": 0}
     assert len(events(db_url)) == 1

@@ -13,8 +13,9 @@ from tests.support.cli import run_cli
 from tests.support.helpers import post_webhook
 from tests.support.rows import WebhookEvent, event_row, insert_rows
 from tests.support.servers import threaded_server
-from timedify import backup, migrate
+from timedify import migrate
 from timedify.testing import signed_webhook
+from timedify.toolkit import backup
 
 
 def test_backup_and_verify_a_live_database(db_url: str, tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 from tests.integration.test_store_insert import _row
 from tests.support.helpers import events
-from timedify.committer import GroupCommitter, QueueFullError
 from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError
+from timedify.ingest.committer import GroupCommitter, QueueFullError
 
 
 @contextmanager

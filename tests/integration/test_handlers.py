@@ -12,8 +12,8 @@ from sqlalchemy import insert, inspect, select
 
 from tests.conftest import SHOP, make_settings
 from tests.support.helpers import drain, events, execute, store_event, table_rows
-from timedify import shopify
 from timedify.db import make_engine
+from timedify.ingest import webhooks
 from timedify.models import (
     AppliedEvent,
     Base,
@@ -312,7 +312,7 @@ def test_shop_redact_erases_the_shop_and_keeps_a_record(settings: Settings, db_u
 
 def test_sample_payloads_of_every_topic_are_processed(settings: Settings, db_url: str) -> None:
     """Each of the six topics, with Shopify's sample payload, ends processed."""
-    for topic in shopify.TOPICS:
+    for topic in webhooks.TOPICS:
         store_event(db_url, topic, SHOP, payload=sample_payload(topic, SHOP))
     drain(settings)
     assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}

@@ -122,8 +122,8 @@ def test_a_reused_answer_never_hides_a_change_this_process_knows_of(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     """Between two probes polling gets the same report, until the worker or the writes change."""
-    from timedify.committer import CommitState
-    from timedify.health import HealthDocument, HealthProbe
+    from timedify.ingest.committer import CommitState
+    from timedify.web.health import HealthDocument, HealthProbe
 
     engine = make_engine(sqlite_url)
     state = CommitState()

@@ -15,10 +15,10 @@ from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, make_settings
 from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
-from timedify import shopify
-from timedify.committer import GroupCommitter
 from timedify.db import make_engine
-from timedify.ingest import WebhookEndpoint
+from timedify.ingest import webhooks
+from timedify.ingest.committer import GroupCommitter
+from timedify.ingest.endpoint import WebhookEndpoint
 from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.testing import signed_webhook
@@ -49,7 +49,7 @@ def test_signed_webhook_is_stored_byte_for_byte(server: str, db_url: str) -> Non
 
 @pytest.mark.parametrize(
     "topic",
-    shopify.TOPICS,
+    webhooks.TOPICS,
 )
 def test_each_topic_path_and_the_unified_path_accept(server: str, db_url: str, topic: str) -> None:
     assert post(server, signed_webhook(topic, SHOP, SECRET)).status_code == 200

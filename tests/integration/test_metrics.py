@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import post_webhook
 from tests.support.servers import threaded_server
-from timedify import shopify
+from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
 
 
@@ -34,7 +34,7 @@ def test_metrics_match_what_was_sent(db_url: str, tmp_path: Path) -> None:
         again = signed_webhook("shop/redact", SHOP, SECRET)
         for _ in range(2):
             assert post_webhook(url, again).status_code == 200  # new, then duplicate
-        synthetic = signed_webhook("shop/redact", shopify.SYNTHETIC_SHOP_DOMAIN, SECRET)
+        synthetic = signed_webhook("shop/redact", webhooks.SYNTHETIC_SHOP_DOMAIN, SECRET)
         assert post_webhook(url, synthetic).status_code == 200
         for _ in range(4):
             assert (

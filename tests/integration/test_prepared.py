@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from timedify.db import make_engine
 from timedify.models import EventState, Shop, WebhookEvent
-from timedify.prepared import Prepared
+from timedify.store.prepared import Prepared
 
 SHOPS = Shop.__table__
 _INSERT = Prepared(

@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, select, text, update
 
 from tests.support.helpers import events, execute, store_events, table_rows
-from timedify import appdata, processing, queue
 from timedify.db import make_engine
-from timedify.handlers import HANDLERS, Handler
 from timedify.models import AppliedEvent, EventAttempt, EventState, Shop, WebhookEvent
-from timedify.processing import DUPLICATE_NOTE, Outcome
-from timedify.queue import ClaimedEvent
-from timedify.retry import RetryPolicy
+from timedify.processing import batches
+from timedify.processing.batches import DUPLICATE_NOTE, Outcome
+from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.retry import RetryPolicy
+from timedify.store import appdata, claims
+from timedify.store.claims import ClaimedEvent
 from timedify.testing import signed_webhook
 
 POLICY = RetryPolicy(max_attempts=3, base=60, cap=600)
@@ -39,11 +40,11 @@ def _process(db_url: str, handlers: dict[str, Handler], *, limit: int = 50) -> l
     outcomes: list[Outcome] = []
     try:
         with engine.begin() as conn:
-            batch = queue.claim(
+            batch = claims.claim(
                 conn, token="t", limit=limit, lease=timedelta(seconds=60), now=datetime.now(UTC)
             )
         while len(outcomes) < len(batch):
-            outcomes += processing.process_batch(
+            outcomes += batches.process_batch(
                 engine, batch[len(outcomes) :], policy=POLICY, handlers=handlers, max_seconds=60
             )
     finally:
@@ -102,7 +103,7 @@ def test_a_lease_lost_to_another_worker_writes_nothing_for_that_event(db_url: st
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            batch = queue.claim(
+            batch = claims.claim(
                 conn, token="a", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
             )
         taken = batch[2]
@@ -110,7 +111,7 @@ def test_a_lease_lost_to_another_worker_writes_nothing_for_that_event(db_url: st
             conn.execute(
                 update(WebhookEvent).where(WebhookEvent.id == taken.id).values(lease_token="b")
             )
-        outcomes = processing.process_batch(engine, batch, policy=POLICY, max_seconds=60)
+        outcomes = batches.process_batch(engine, batch, policy=POLICY, max_seconds=60)
     finally:
         engine.dispose()
     assert [o.state for o in outcomes] == ["processed"] * 2 + ["lost"] + ["processed"] * 2
@@ -129,14 +130,14 @@ def test_a_batch_transaction_takes_events_for_20_ms_and_hands_back_the_rest(db_u
     readings = itertools.count(0.0, 0.007)
     try:
         with engine.begin() as conn:
-            batch = queue.claim(
+            batch = claims.claim(
                 conn, token="a", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
             )
-        first = processing.process_batch(
+        first = batches.process_batch(
             engine, batch, policy=POLICY, monotonic=lambda: next(readings)
         )
         processed = sum(e["state"] == EventState.PROCESSED for e in events(db_url))
-        rest = processing.process_batch(
+        rest = batches.process_batch(
             engine, batch[len(first) :], policy=POLICY, monotonic=lambda: next(readings)
         )
     finally:
@@ -170,14 +171,14 @@ def test_the_savepoint_rerun_after_a_failure_has_its_own_20_ms_bound(db_url: str
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            batch = queue.claim(
+            batch = claims.claim(
                 conn, token="a", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
             )
-        first = processing.process_batch(
+        first = batches.process_batch(
             engine, batch, policy=POLICY, handlers=handlers, monotonic=monotonic
         )
         after_first = {e["shop_domain"]: e["state"] for e in events(db_url)}
-        rest = processing.process_batch(
+        rest = batches.process_batch(
             engine, batch[len(first) :], policy=POLICY, handlers=handlers, monotonic=monotonic
         )
     finally:

@@ -8,9 +8,9 @@ from sqlalchemy import update
 
 from tests.conftest import SHOP
 from tests.support.helpers import execute, store_events
-from timedify import queue
 from timedify.db import make_engine
 from timedify.models import EventState, WebhookEvent
+from timedify.store import claims
 from timedify.testing import signed_webhook
 
 
@@ -49,9 +49,9 @@ def test_claim_takes_the_longest_waiting_due_events_of_every_state(db_url: str) 
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            first = queue.claim(conn, token="t1", limit=3, lease=timedelta(seconds=60), now=now)
+            first = claims.claim(conn, token="t1", limit=3, lease=timedelta(seconds=60), now=now)
         with engine.begin() as conn:
-            rest = queue.claim(conn, token="t2", limit=3, lease=timedelta(seconds=60), now=now)
+            rest = claims.claim(conn, token="t2", limit=3, lease=timedelta(seconds=60), now=now)
     finally:
         engine.dispose()
     # Within a batch, events are ordered for P5 (by when they happened), so compare sets.

@@ -22,10 +22,10 @@ from tests.support.rows import (
     insert_rows,
 )
 from tests.support.servers import threaded_server
-from timedify import retention
 from timedify.db import make_engine
 from timedify.models import EventAttempt, EventState, UTCDateTime
 from timedify.testing import signed_webhook
+from timedify.toolkit import retention
 
 OLD, YOUNG = timedelta(days=40), timedelta(days=5)
 

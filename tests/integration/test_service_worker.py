@@ -12,8 +12,8 @@ from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
-from timedify import shopify
 from timedify.cli.service import background_services
+from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
 
 
@@ -21,9 +21,9 @@ def test_each_topic_is_processed_by_the_in_process_worker(db_url: str, tmp_path:
     """README quick start: one webhook per topic, all processed, /health/webhooks says so."""
     settings = make_settings(db_url, tmp_path, worker_in_process=True)
     with threaded_server(settings, background_services(settings)) as (url, _app):
-        for topic in shopify.TOPICS:
+        for topic in webhooks.TOPICS:
             assert post(url, signed_webhook(topic, SHOP, SECRET)).status_code == 200
-        smoke = signed_webhook("shop/redact", shopify.SYNTHETIC_SHOP_DOMAIN, SECRET)
+        smoke = signed_webhook("shop/redact", webhooks.SYNTHETIC_SHOP_DOMAIN, SECRET)
         assert post(url, smoke).status_code == 200
         deadline = time.monotonic() + 20
         while {e["state"] for e in events(db_url)} != {"processed"}:
@@ -32,7 +32,7 @@ def test_each_topic_is_processed_by_the_in_process_worker(db_url: str, tmp_path:
         topics = httpx.get(url + "/health/webhooks", timeout=5).json()["topics"]
         health = httpx.get(url + "/health", timeout=5).json()
         metrics = httpx.get(url + "/metrics", timeout=5).text
-    for topic in shopify.TOPICS:
+    for topic in webhooks.TOPICS:
         assert topics[topic]["pending"] == 0
         assert topics[topic]["last_processed_at"] is not None
     assert health["checks"]["worker:heartbeat"][0]["status"] == "pass"

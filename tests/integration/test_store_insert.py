@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from tests.support.helpers import events
-from timedify import store
 from timedify.db import WalCheckpointer, make_engine, sqlite_path
 from timedify.models import EventState
+from timedify.store import events as event_store
 
 
 def _row(webhook_id: str, received_at: datetime | None = None) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def test_new_ids_are_reported_and_durable_at_once(db_url: str) -> None:
     conn = _autocommit(db_url)
     try:
         rows = [_row(f"id-{i}") for i in range(5)]
-        assert store.insert_events(conn, rows) == {f"id-{i}" for i in range(5)}
+        assert event_store.insert_events(conn, rows) == {f"id-{i}" for i in range(5)}
         stored = events(db_url)  # another engine, another connection
     finally:
         conn.close()
@@ -75,12 +75,12 @@ def test_every_value_reads_back_as_it_was_given(db_url: str) -> None:
     ]
     conn = _autocommit(db_url)
     try:
-        store.insert_events(conn, rows)
+        event_store.insert_events(conn, rows)
     finally:
         conn.close()
     stored = {e["webhook_id"]: e for e in events(db_url)}
     for row in rows:
-        for column in store.INGEST_COLUMNS:
+        for column in event_store.INGEST_COLUMNS:
             assert stored[row["webhook_id"]][column] == row[column], column
 
 
@@ -89,9 +89,9 @@ def test_ids_stored_before_or_repeated_in_the_batch_are_not_new(db_url: str) -> 
     conn = _autocommit(db_url)
     try:
         first = _row("seen", datetime.now(UTC) - timedelta(minutes=5))
-        assert store.insert_events(conn, [first]) == {"seen"}
+        assert event_store.insert_events(conn, [first]) == {"seen"}
         batch = [_row("a"), _row("seen"), _row("b"), _row("a")]
-        assert store.insert_events(conn, batch) == {"a", "b"}
+        assert event_store.insert_events(conn, batch) == {"a", "b"}
         stored = {e["webhook_id"]: e for e in events(db_url)}
     finally:
         conn.close()
@@ -103,11 +103,11 @@ def test_ids_stored_before_or_repeated_in_the_batch_are_not_new(db_url: str) -> 
 def test_batches_larger_than_one_statement(db_url: str) -> None:
     """Batches are split into statements of MAX_ROWS_PER_STATEMENT rows; ids stay exact."""
     conn = _autocommit(db_url)
-    count = store.MAX_ROWS_PER_STATEMENT * 2 + 7
+    count = event_store.MAX_ROWS_PER_STATEMENT * 2 + 7
     try:
         rows = [_row(f"bulk-{i}") for i in range(count)]
         rows.append(_row("bulk-3"))  # a repeat in a later statement of the same batch
-        assert len(store.insert_events(conn, rows)) == count
+        assert len(event_store.insert_events(conn, rows)) == count
     finally:
         conn.close()
     assert len(events(db_url)) == count
@@ -117,7 +117,7 @@ def test_inside_a_caller_transaction_a_rollback_stores_nothing(db_url: str) -> N
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn, conn.begin() as transaction:
-            assert store.insert_events(conn, [_row("rolled-back")]) == {"rolled-back"}
+            assert event_store.insert_events(conn, [_row("rolled-back")]) == {"rolled-back"}
             transaction.rollback()
     finally:
         engine.dispose()
@@ -147,7 +147,7 @@ def test_the_checkpointer_moves_committed_rows_into_the_database_file(sqlite_url
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         WalCheckpointer.take_over(conn.connection.driver_connection)
-        store.insert_events(conn, [_row(f"wal-{i}") for i in range(20)])
+        event_store.insert_events(conn, [_row(f"wal-{i}") for i in range(20)])
         assert _rows_in_database_file(path) == 0, "committed to the WAL only"
         checkpointer.committed()
         deadline = time.monotonic() + 10

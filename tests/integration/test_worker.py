@@ -12,9 +12,7 @@ from sqlalchemy import Connection
 
 from tests.conftest import SHOP, make_settings
 from tests.support.helpers import drain, events, store_event, store_events, table_rows
-from timedify import deadletters, processing, queue, store
 from timedify.db import make_engine
-from timedify.handlers import HANDLERS, Handler
 from timedify.models import (
     AppliedEvent,
     DeadLetter,
@@ -23,11 +21,15 @@ from timedify.models import (
     ShopSession,
     WorkerHeartbeat,
 )
-from timedify.queue import ClaimedEvent
-from timedify.retry import RetryPolicy
+from timedify.processing import batches, dead_letters
+from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.retry import RetryPolicy
+from timedify.processing.worker import Worker
 from timedify.settings import Settings
+from timedify.store import claims
+from timedify.store import events as event_store
+from timedify.store.claims import ClaimedEvent
 from timedify.testing import signed_webhook
-from timedify.worker import Worker
 
 EMAIL = "john@example.com"
 
@@ -77,8 +79,8 @@ def test_failing_handler_becomes_dead_letter_after_max_attempts(
         assert EMAIL not in text
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert store.dead_letters_by_topic(conn) == {"customers/redact": 1}
-        [view] = deadletters.list_dead_letters(conn, deadletters.Filters())
+        assert event_store.dead_letters_by_topic(conn) == {"customers/redact": 1}
+        [view] = dead_letters.list_dead_letters(conn, dead_letters.Filters())
     engine.dispose()
     assert view.webhook_id == hook
 
@@ -86,7 +88,7 @@ def test_failing_handler_becomes_dead_letter_after_max_attempts(
 def replay(settings: Settings, dead_id: int, handlers: Mapping[str, Handler]) -> str:
     engine = make_engine(settings.database_url)
     try:
-        return deadletters.replay(
+        return dead_letters.replay(
             engine,
             dead_id,
             lease=timedelta(seconds=60),
@@ -117,11 +119,11 @@ def test_failed_replay_stays_dead_and_fixed_replay_resolves(
     assert resolved["resolved_at"] is not None
     assert (resolved["resolution"], resolved["replays"]) == ("replayed", 2)
     assert events(db_url)[0]["state"] == EventState.PROCESSED
-    with pytest.raises(deadletters.DeadLetterNotFound):
+    with pytest.raises(dead_letters.DeadLetterNotFound):
         replay(settings, dead["id"], HANDLERS)
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert store.dead_letters_by_topic(conn) == {}
+        assert event_store.dead_letters_by_topic(conn) == {}
     engine.dispose()
 
 
@@ -132,17 +134,17 @@ def test_replay_all_with_filters_and_cleanup(settings: Settings, db_url: str) ->
     engine = make_engine(db_url)
     try:
         policy = RetryPolicy.from_settings(settings)
-        results = deadletters.replay_all(
+        results = dead_letters.replay_all(
             engine,
-            deadletters.Filters(shop=SHOP),
+            dead_letters.Filters(shop=SHOP),
             lease=timedelta(seconds=60),
             policy=policy,
         )
         assert [(r.topic, r.ok) for r in results] == [("customers/redact", True)]
-        assert deadletters.cleanup(engine, timedelta(days=1)) == 0  # resolved just now
-        assert deadletters.cleanup(engine, timedelta(0)) == 1
+        assert dead_letters.cleanup(engine, timedelta(days=1)) == 0  # resolved just now
+        assert dead_letters.cleanup(engine, timedelta(0)) == 1
         with engine.connect() as conn:
-            [left] = deadletters.list_dead_letters(conn, deadletters.Filters())
+            [left] = dead_letters.list_dead_letters(conn, dead_letters.Filters())
         assert left.shop_domain == "other-shop.myshopify.com"
     finally:
         engine.dispose()
@@ -158,18 +160,18 @@ def test_expired_lease_is_taken_over_and_the_old_holder_cannot_write(
     try:
         expired = timedelta(seconds=-60)  # A's lease ran out long ago
         with engine.begin() as conn:
-            [held_by_a] = queue.claim(
+            [held_by_a] = claims.claim(
                 conn, token="a", limit=10, lease=expired, now=datetime.now(UTC)
             )
         with engine.begin() as conn:
-            [held_by_b] = queue.claim(
+            [held_by_b] = claims.claim(
                 conn, token="b", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
             )
         assert held_by_b.id == held_by_a.id
         assert held_by_b.attempts == 2
-        assert processing.process(engine, held_by_a, policy=policy).state == "lost"
-        assert processing.process(engine, held_by_b, policy=policy).state == EventState.PROCESSED
-        assert processing.process(engine, held_by_a, policy=policy).state == "lost"
+        assert batches.process(engine, held_by_a, policy=policy).state == "lost"
+        assert batches.process(engine, held_by_b, policy=policy).state == EventState.PROCESSED
+        assert batches.process(engine, held_by_a, policy=policy).state == "lost"
     finally:
         engine.dispose()
     assert len(table_rows(db_url, AppliedEvent)) == 1
@@ -252,7 +254,7 @@ def test_ignored_duplicates_are_not_counted_as_failures(settings: Settings, db_u
     drain(settings, BROKEN)
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        activity = store.activity_by_topic(conn, datetime.now(UTC) - timedelta(hours=1))
+        activity = event_store.activity_by_topic(conn, datetime.now(UTC) - timedelta(hours=1))
     engine.dispose()
     assert activity["app/uninstalled"].failures_in_window == 0
     assert activity["customers/redact"].failures_in_window == 3

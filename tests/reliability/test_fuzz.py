@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from tests.conftest import SECRET, SHOP, fresh_database, make_settings
 from tests.support.helpers import events
 from tests.support.servers import threaded_server
-from timedify import shopify
+from timedify.ingest import webhooks
 
 ALLOWED = {200, 400, 401, 405, 408, 413}
-PATHS = ["/webhooks", *shopify.TOPIC_PATHS, "/webhooks/app/uninstalled/"]
+PATHS = ["/webhooks", *webhooks.TOPIC_PATHS, "/webhooks/app/uninstalled/"]
 header_text = st.text(
     alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
     max_size=300,
 )
 maybe_header = st.one_of(st.none(), header_text)
-topics = st.one_of(st.sampled_from([*shopify.TOPICS, "orders/create", ""]), header_text)
+topics = st.one_of(st.sampled_from([*webhooks.TOPICS, "orders/create", ""]), header_text)
 shops = st.one_of(st.just(SHOP), st.sampled_from(["x.myshopify.com", "evil.com", ""]), header_text)
 bodies = st.one_of(
     st.binary(max_size=2048),
@@ -87,7 +87,7 @@ def test_generated_requests_never_cause_a_5xx(
         "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Triggered-At": triggered_at,
         "X-Shopify-Api-Version": api_version,
-        "X-Shopify-Hmac-Sha256": shopify.sign(body, SECRET.encode()) if signed else "AAAA",
+        "X-Shopify-Hmac-Sha256": webhooks.sign(body, SECRET.encode()) if signed else "AAAA",
     }
     encoded = [(k.encode(), v.encode("latin-1")) for k, v in headers.items() if v is not None]
     status, response_headers, text = raw_request(url, method, path, encoded, body)
@@ -132,8 +132,8 @@ def test_service_still_consistent_after_fuzzing(fuzz_server: tuple[str, str]) ->
     rows = events(db_url)
     assert hook.webhook_id in {r["webhook_id"] for r in rows}
     for row in rows:
-        assert shopify.valid_shop_domain(row["shop_domain"])
-        assert shopify.valid_topic(row["topic"])
+        assert webhooks.valid_shop_domain(row["shop_domain"])
+        assert webhooks.valid_topic(row["topic"])
     assert httpx.get(url + "/health").status_code == 200
 
 

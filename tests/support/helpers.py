@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 from sqlalchemy import Table, select
 
-from timedify import shopify, store
 from timedify.db import make_engine
+from timedify.ingest import webhooks
 from timedify.models import EventState, WebhookEvent
+from timedify.store import events as event_store
 from timedify.testing import SignedWebhook, signed_webhook
 
 
@@ -75,7 +76,7 @@ def store_events(db_url: str, hooks: list[SignedWebhook]) -> list[str]:
             "topic": hook.topic,
             "shop_domain": hook.headers["X-Shopify-Shop-Domain"],
             "event_id": hook.headers["X-Shopify-Event-Id"],
-            "triggered_at": shopify.parse_timestamp(hook.headers["X-Shopify-Triggered-At"]),
+            "triggered_at": webhooks.parse_timestamp(hook.headers["X-Shopify-Triggered-At"]),
             "api_version": hook.headers["X-Shopify-Api-Version"],
             "received_at": now,
             "payload": hook.body,
@@ -90,7 +91,7 @@ def store_events(db_url: str, hooks: list[SignedWebhook]) -> list[str]:
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            store.insert_events(conn, rows)
+            event_store.insert_events(conn, rows)
     finally:
         engine.dispose()
     return [hook.webhook_id for hook in hooks]
@@ -108,8 +109,8 @@ def execute(db_url: str, statement: Any) -> None:
 
 def drain(settings: Any, handlers: Any = None, max_rounds: int = 500) -> None:
     """Run a worker until no event is waiting (retries included), in this thread."""
-    from timedify.handlers import HANDLERS
-    from timedify.worker import Worker
+    from timedify.processing.handlers import HANDLERS
+    from timedify.processing.worker import Worker
 
     engine = make_engine(settings.database_url)
     worker = Worker(settings, engine, handlers=handlers or HANDLERS)

@@ -18,7 +18,7 @@ import uvicorn
 
 from tests.support.pgcluster import free_port
 from timedify.settings import Settings
-from timedify.web import BackgroundFactory, create_app
+from timedify.web.app import BackgroundFactory, create_app
 
 
 @contextmanager

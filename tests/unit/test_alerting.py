@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from timedify.alerting import Finding, Report, State, Threshold, parse_window, worst
 from timedify.cli.checks import parse_thresholds
+from timedify.toolkit.alerting_check import Finding, Report, State, Threshold, parse_window, worst
 
 
 def test_threshold_states() -> None:

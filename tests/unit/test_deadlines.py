@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from timedify.deadlines import Deadlines
+from timedify.ingest.deadlines import Deadlines
 
 
 def test_a_future_not_done_in_time_gets_timeout_error() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from timedify.iteration import PerIteration
+from timedify.ingest.iteration import PerIteration
 
 
 def test_one_reading_per_iteration_then_a_new_one() -> None:

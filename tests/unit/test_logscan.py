@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timedify import logscan
+from timedify.toolkit import log_scan
 
 FLY = b"2026-11-28T06:00:01Z app[683d5e0b] ams [info]"
 
@@ -23,11 +23,11 @@ def line(**fields: object) -> bytes:
 
 
 def test_parse_line_skips_a_shipper_prefix() -> None:
-    record = logscan.parse_line(FLY + line(event="webhook_accepted"))
+    record = log_scan.parse_line(FLY + line(event="webhook_accepted"))
     assert record is not None
     assert record["event"] == "webhook_accepted"
-    assert logscan.parse_line(b"not json at all") is None
-    assert logscan.parse_line(FLY + b"{broken") is None
+    assert log_scan.parse_line(b"not json at all") is None
+    assert log_scan.parse_line(FLY + b"{broken") is None
 
 
 @pytest.mark.parametrize(
@@ -51,18 +51,18 @@ def test_categories_follow_the_error_classes(
     fields: dict[str, object], expected: tuple[str, ...]
 ) -> None:
     record = {"level": "info", **fields}
-    assert set(logscan.categories(record)) == set(expected)
+    assert set(log_scan.categories(record)) == set(expected)
 
 
 def test_scan_counts_plain_and_prefixed_lines_across_block_boundaries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Lines split between two reads are still seen whole (a tiny block size forces splits)."""
-    monkeypatch.setattr(logscan, "BLOCK_SIZE", 37)
+    monkeypatch.setattr(log_scan, "BLOCK_SIZE", 37)
     error = line(event="webhook_rejected", level="error", status=503, error_class="db")
     ok = line(event="webhook_accepted", status=200)
     data = b"\n".join([ok, error, FLY + error, ok, FLY + ok, b"garbage", error])  # no final \n
-    result = logscan.scan(io.BytesIO(data))
+    result = log_scan.scan(io.BytesIO(data))
     assert result.count("db_errors") == 3
     assert result.count("http_5xx") == 3
     assert result.count("http_429") == 0
@@ -96,7 +96,7 @@ def test_scan_since_uses_each_lines_time() -> None:
         }
     )
     since = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-    result = logscan.scan(
+    result = log_scan.scan(
         io.BytesIO(b"\n".join([old, FLY + old, new, FLY + new, offset]) + b"\n"), since
     )
     assert result.count("db_errors") == 3
@@ -105,21 +105,21 @@ def test_scan_since_uses_each_lines_time() -> None:
 
 def test_record_time_falls_back_to_the_prefix() -> None:
     record = {"level": "error"}
-    assert logscan.record_time(record, FLY + b"{}") == datetime(2026, 11, 28, 6, 0, 1, tzinfo=UTC)
-    assert logscan.record_time(record, b"{}") is None
+    assert log_scan.record_time(record, FLY + b"{}") == datetime(2026, 11, 28, 6, 0, 1, tzinfo=UTC)
+    assert log_scan.record_time(record, b"{}") is None
 
 
-def reference_scan(data: bytes, since: datetime | None) -> logscan.ScanResult:
+def reference_scan(data: bytes, since: datetime | None) -> log_scan.ScanResult:
     """The simple per-line reading that `scan`'s block search must equal."""
-    result = logscan.ScanResult(bytes=len(data))
-    since_key = since.astimezone(UTC).strftime(logscan.SINCE_FORMAT) if since else None
+    result = log_scan.ScanResult(bytes=len(data))
+    since_key = since.astimezone(UTC).strftime(log_scan.SINCE_FORMAT) if since else None
     for text in data.split(b"\n"):
-        if logscan.NEEDLE not in text or (record := logscan.parse_line(text)) is None:
+        if log_scan.NEEDLE not in text or (record := log_scan.parse_line(text)) is None:
             continue
-        if since_key and logscan._before(record, text[: text.find(b"{")], since_key):
+        if since_key and log_scan._before(record, text[: text.find(b"{")], since_key):
             result.skipped_before_since += 1
             continue
-        if found := logscan.categories(record):
+        if found := log_scan.categories(record):
             result.candidates += 1
             for category in found:
                 result.counts[category] = result.counts.get(category, 0) + 1
@@ -170,13 +170,13 @@ def test_block_scan_equals_the_per_line_reading(
 ) -> None:
     """Any block size (lines split anywhere, lines longer than a block), either search."""
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
-    memmem = logscan.MEMMEM if use_memmem else None
+    memmem = log_scan.MEMMEM if use_memmem else None
     with (
-        patch.object(logscan, "BLOCK_SIZE", block_size),
-        patch.object(logscan, "_WINDOW", window),
-        patch.object(logscan, "MEMMEM", memmem),
+        patch.object(log_scan, "BLOCK_SIZE", block_size),
+        patch.object(log_scan, "_WINDOW", window),
+        patch.object(log_scan, "MEMMEM", memmem),
     ):
-        result = logscan.scan(io.BytesIO(data), since)
+        result = log_scan.scan(io.BytesIO(data), since)
     expected = reference_scan(data, since)
     assert result == expected
 
@@ -184,4 +184,4 @@ def test_block_scan_equals_the_per_line_reading(
 def test_the_fast_search_is_there_on_linux() -> None:
     """The container and CI run on glibc: the benchmarked path is the one in production."""
     if sys.platform.startswith("linux"):
-        assert logscan.MEMMEM is not None
+        assert log_scan.MEMMEM is not None

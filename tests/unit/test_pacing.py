@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from timedify.pacing import MIN_ROWS, Pacer
+from timedify.toolkit.pacing import MIN_ROWS, Pacer
 
 
 def pacer(**kwargs: object) -> tuple[Pacer, list[float]]:

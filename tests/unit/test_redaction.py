@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from timedify.redaction import REDACTED, Customer, mentions, redact_text, scrub
+from timedify.processing.redaction import REDACTED, Customer, mentions, redact_text, scrub
 
 JOHN = Customer(id="191167", email="john@example.com", phone="+15556251199")
 

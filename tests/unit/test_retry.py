@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from timedify.retry import RetryPolicy
+from timedify.processing.retry import RetryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

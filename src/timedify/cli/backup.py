@@ -42,11 +42,11 @@ def backup(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from timedify import backup as backups
     from timedify.cli.common import command_logging
     from timedify.logs import get_logger
+    from timedify.toolkit import backup as backups
 
-    log = get_logger("timedify.backup")
+    log = get_logger("timedify.toolkit.backup")
     settings = command_logging()
     target = output or backups.default_path(settings)
     result = backups.make_backup(settings, target)
@@ -63,8 +63,8 @@ def verify(
     file: Annotated[Path, typer.Argument(help="The backup file.")],
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    from timedify import backup as backups
     from timedify.settings import Settings, load_settings
+    from timedify.toolkit import backup as backups
 
     settings: Settings | None
     try:

@@ -10,16 +10,17 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timedify import alerting, logscan
-from timedify.alerting import Finding, Report, State, Threshold, Thresholds
 from timedify.cli import console
 from timedify.errors import TimedifyError
+from timedify.toolkit import alerting_check as alerting
+from timedify.toolkit import log_scan
+from timedify.toolkit.alerting_check import Finding, Report, State, Threshold, Thresholds
 
 if TYPE_CHECKING:
-    from timedify.probes import Probe
+    from timedify.toolkit.health_check import Probe
 
 # Heavier modules (httpx, SQLAlchemy, pydantic) are imported inside the commands that use them,
-# so `alerting-check` on a log file starts fast (see timedify.alerting).
+# so `alerting-check` on a log file starts fast (see timedify.toolkit.alerting_check).
 
 HEALTH_HELP = """Check a running service: /health, /health/live, /health/webhooks, every webhook
 route (an unsigned request must get 401 - a 200 is a failure), response times and the local
@@ -63,16 +64,16 @@ def health_check(
 ) -> None:
     import httpx
 
-    from timedify import probes
+    from timedify.toolkit import health_check
 
-    timing = probes.Timing(warn_ms, crit_ms)
+    timing = health_check.Timing(warn_ms, crit_ms)
     base = (url or _local_url()).rstrip("/")
     with httpx.Client(timeout=timeout) as client:
-        results = probes.health_probes(client, base, timing)
-        results += probes.route_probes(client, base, timing)
+        results = health_check.health_probes(client, base, timing)
+        results += health_check.route_probes(client, base, timing)
     if config:
         results.append(_config_probe())
-    code = probes.exit_code(results)
+    code = health_check.exit_code(results)
     summary = {0: "all checks passed", 1: "warnings", 2: "CRITICAL failures"}[code]
     if json:
         console.print_json(
@@ -104,10 +105,10 @@ def _local_url() -> str:
 
 
 def _config_probe() -> Probe:
-    from timedify import configcheck
-    from timedify.probes import Probe
+    from timedify.toolkit import config_check
+    from timedify.toolkit.health_check import Probe
 
-    checks = configcheck.check_config()
+    checks = config_check.check_config()
     broken = [c.name for c in checks if c.ok is False]
     if broken:
         return Probe("configuration", None, f"problems with {', '.join(broken)}")
@@ -179,7 +180,7 @@ def _log_findings(source: str, since: datetime, limits: Thresholds) -> list[Find
     except OSError as exc:
         return [Finding("logs", State.UNKNOWN, f"cannot read {source}: {exc.strerror}")]
     with stream:
-        result = logscan.scan(stream, since)
+        result = log_scan.scan(stream, since)
     findings = alerting.log_findings(result, limits)
     top = ", ".join(f"{name} x{count}" for name, count in result.top_events(3))
     text = f"{result.bytes} bytes scanned" + (f"; top: {top}" if top else "")

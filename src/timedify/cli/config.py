@@ -29,10 +29,10 @@ def check(
     ),
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    from timedify import configcheck
+    from timedify.toolkit import config_check
 
-    checks = configcheck.check_config(env_file)
-    failed = configcheck.has_failures(checks)
+    checks = config_check.check_config(env_file)
+    failed = config_check.has_failures(checks)
     if json:
         console.print_json({"ok": not failed, "settings": [c.to_json() for c in checks]})
     else:

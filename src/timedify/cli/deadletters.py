@@ -15,7 +15,7 @@ from timedify.errors import DatabaseUnavailableError, TimedifyError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from timedify.deadletters import ReplayResult
+    from timedify.processing.dead_letters import ReplayResult
     from timedify.settings import Settings
 
 # SQLAlchemy and the dead-letter module are imported inside the commands: every `timedify`
@@ -71,11 +71,11 @@ def list_command(
     resolved: Annotated[bool, typer.Option(help="Include resolved ones.")] = False,
     json: Json = False,
 ) -> None:
-    from timedify import deadletters
-    from timedify.deadletters import Filters
+    from timedify.processing import dead_letters
+    from timedify.processing.dead_letters import Filters
 
     with _database() as (_settings, engine), engine.connect() as conn:
-        items = deadletters.list_dead_letters(
+        items = dead_letters.list_dead_letters(
             conn, Filters(topic=topic, shop=shop, include_resolved=resolved)
         )
     if json:
@@ -110,10 +110,10 @@ def list_command(
 def show_command(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
 ) -> None:
-    from timedify import deadletters
+    from timedify.processing import dead_letters
 
     with _database() as (_settings, engine), engine.connect() as conn:
-        item = deadletters.get(conn, dead_letter_id)
+        item = dead_letters.get(conn, dead_letter_id)
     doc = item.to_json()
     if json:
         console.print_json(doc)
@@ -160,9 +160,9 @@ def replay_command(
     ] = None,
     json: Json = False,
 ) -> None:
-    from timedify import deadletters
-    from timedify.deadletters import Filters
-    from timedify.retry import RetryPolicy
+    from timedify.processing import dead_letters
+    from timedify.processing.dead_letters import Filters
+    from timedify.processing.retry import RetryPolicy
 
     if (dead_letter_id is None) == (not all_):
         raise TimedifyError("give either a dead letter ID or --all")
@@ -172,12 +172,12 @@ def replay_command(
         lease = timedelta(seconds=settings.worker_lease_seconds)
         policy = RetryPolicy.from_settings(settings)
         if dead_letter_id is not None:
-            results = [deadletters.replay(engine, dead_letter_id, lease=lease, policy=policy)]
+            results = [dead_letters.replay(engine, dead_letter_id, lease=lease, policy=policy)]
         else:
             filters = Filters(
-                topic=topic, shop=shop, since=deadletters.parse_since(since) if since else None
+                topic=topic, shop=shop, since=dead_letters.parse_since(since) if since else None
             )
-            results = deadletters.replay_all(engine, filters, lease=lease, policy=policy)
+            results = dead_letters.replay_all(engine, filters, lease=lease, policy=policy)
     _report(results, json)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -208,10 +208,10 @@ def _report(results: list[ReplayResult], json: bool) -> None:
 def dismiss_command(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID")], json: Json = False
 ) -> None:
-    from timedify import deadletters
+    from timedify.processing import dead_letters
 
     with _database() as (_settings, engine):
-        deadletters.dismiss(engine, dead_letter_id)
+        dead_letters.dismiss(engine, dead_letter_id)
     if json:
         console.print_json({"id": dead_letter_id, "resolution": "dismissed"})
     else:
@@ -227,11 +227,11 @@ def cleanup_command(
     older_than: Annotated[str, typer.Option(help="Age: 30m, 12h, 7d, 2w.")] = "30d",
     json: Json = False,
 ) -> None:
-    from timedify import deadletters
+    from timedify.processing import dead_letters
 
-    age = deadletters.parse_age(older_than)
+    age = dead_letters.parse_age(older_than)
     with _database() as (_settings, engine):
-        deleted = deadletters.cleanup(engine, age)
+        deleted = dead_letters.cleanup(engine, age)
     if json:
         console.print_json({"deleted": deleted, "older_than_seconds": age.total_seconds()})
     else:

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from timedify import logwatch
 from timedify.cli import console
 from timedify.errors import TimedifyError
+from timedify.toolkit import logs_watch as watching
 
 HELP = """Follow the structured logs from a file (like tail -F) or stdin (-), one readable,
 coloured line per event (colour only on a terminal). Filters combine.
@@ -38,17 +38,17 @@ def logs_watch(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print matching lines as JSON.")] = False,
 ) -> None:
-    filters = logwatch.Filters(errors, webhooks, topic, shop)
+    filters = watching.Filters(errors, webhooks, topic, shop)
     stop_at = time.monotonic() + seconds if seconds is not None else None
     if source == "-":
-        lines = logwatch.stream_lines(sys.stdin.buffer, stop_at)
+        lines = watching.stream_lines(sys.stdin.buffer, stop_at)
     else:
         path = Path(source)
         if not path.is_file():
             raise TimedifyError(f"cannot read {path}: no such file")
-        lines = logwatch.follow(path, from_start, stop_at)
+        lines = watching.follow(path, from_start, stop_at)
     for line in lines:
-        record = logwatch.parse(line)
+        record = watching.parse(line)
         if not filters.matches(record):
             continue
         if json and record is not None:
@@ -57,4 +57,4 @@ def logs_watch(
         elif record is None:
             console.plain(line.decode(errors="replace"))
         else:
-            console.log_line(*logwatch.render(record))
+            console.log_line(*watching.render(record))

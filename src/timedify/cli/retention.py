@@ -12,7 +12,7 @@ from timedify.cli import console
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from timedify.retention import Counts, Policy
+    from timedify.toolkit.retention import Counts, Policy
 
 HELP = """Delete finished webhook events older than --days, dead letters resolved more than
 --dead-letter-days ago, and clear the reports of compliance requests completed more than
@@ -60,11 +60,11 @@ def retention_cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count, change nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    from timedify import retention
     from timedify.cli.common import command_logging, open_engine
     from timedify.logs import get_logger
+    from timedify.toolkit import retention
 
-    log = get_logger("timedify.retention")
+    log = get_logger("timedify.toolkit.retention")
     settings = command_logging()
     policy = retention.Policy(
         days, dead_letter_days, compliance_days, batch_size, batch_ms / 1000, duty
@@ -96,7 +96,7 @@ def retention_cleanup(
 
 
 def _plan(engine: Engine, policy: Policy, now: datetime) -> Counts:
-    from timedify import retention
+    from timedify.toolkit import retention
 
     with engine.connect() as conn:
         return retention.plan(conn, policy, now)

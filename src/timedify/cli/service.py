@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from timedify.processing.worker import Worker
     from timedify.settings import Settings
-    from timedify.web import BackgroundFactory, Services
-    from timedify.worker import Worker
+    from timedify.web.app import BackgroundFactory, Services
 
 # The service's modules are imported when `serve` runs, not when any `timedify` command starts:
 # toolkit commands such as `alerting-check` must start fast.
@@ -71,7 +71,7 @@ def background_services(settings: Settings) -> list[BackgroundFactory]:
 
 def in_process_worker(services: Services) -> Worker:
     """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
-    from timedify.worker import Worker
+    from timedify.processing.worker import Worker
 
     return Worker(
         services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
@@ -84,8 +84,8 @@ def uvicorn_options(header_read_timeout_seconds: float | None = None) -> dict[st
     `header_read_timeout_seconds`: the bound on a request head (`slowclients`); None is the
     setting's default.
     """
+    from timedify.ingest.slow_clients import head_timeout_protocol
     from timedify.settings import Settings
-    from timedify.slowclients import head_timeout_protocol
 
     if header_read_timeout_seconds is None:
         header_read_timeout_seconds = Settings.model_fields["header_read_timeout_seconds"].default
@@ -105,7 +105,7 @@ def uvicorn_options(header_read_timeout_seconds: float | None = None) -> dict[st
 def run_server(settings: Settings, background: list[BackgroundFactory]) -> None:
     import uvicorn
 
-    from timedify.web import create_app
+    from timedify.web.app import create_app
 
     uvicorn.run(
         create_app(settings, background=background),

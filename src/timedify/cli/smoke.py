@@ -33,8 +33,8 @@ def smoke(
 ) -> None:
     import httpx
 
-    from timedify import smoke as smoke_test
     from timedify.settings import load_settings
+    from timedify.toolkit import smoke as smoke_test
 
     secret = load_settings().shopify_api_secret.get_secret_value()
     base = url.rstrip("/")

@@ -10,7 +10,8 @@ import typer
 from timedify.cli import console
 
 if TYPE_CHECKING:
-    from timedify import configcheck, overview
+    from timedify.toolkit import config_check
+    from timedify.toolkit import status as overview
 
 HELP = """One screen: configuration, the service's /health (with --url), database and
 migrations, worker heartbeat, webhook activity per topic over --hours, backlog, dead letters,
@@ -30,12 +31,14 @@ def status(
     hours: Annotated[float, typer.Option(min=0.01, help="Activity window in hours.")] = 24,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    from timedify import configcheck, migrate, overview
+    from timedify import migrate
     from timedify.cli.common import open_engine
     from timedify.settings import load_settings
+    from timedify.toolkit import config_check
+    from timedify.toolkit import status as overview
 
     settings = load_settings()
-    checks = configcheck.check_config()
+    checks = config_check.check_config()
     health = _health(url) if url else None
     with (
         open_engine(settings, read_only=True, statement_timeout_ms=10_000) as engine,
@@ -69,7 +72,7 @@ def _health(url: str) -> str:
 
 def _print(
     view: overview.Overview,
-    checks: list[configcheck.SettingCheck],
+    checks: list[config_check.SettingCheck],
     health: str | None,
     head: str,
     hours: float,

@@ -8,9 +8,9 @@ from typing import Annotated
 import orjson
 import typer
 
-from timedify import shopify
 from timedify.cli import console
 from timedify.errors import TimedifyError
+from timedify.ingest import webhooks
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def send_webhook(
     topic: Annotated[
         str,
         typer.Argument(
-            help=f"One of: {', '.join(shopify.TOPICS)}; any other topic goes to /webhooks "
+            help=f"One of: {', '.join(webhooks.TOPICS)}; any other topic goes to /webhooks "
             "(acknowledged, stored as ignored)."
         ),
     ],
@@ -59,8 +59,8 @@ def send_webhook(
             raise TimedifyError(f"cannot use {payload}: {exc}") from None
     hook = signed_webhook(topic, shop, secret, payload=body, webhook_id=webhook_id)
     # Only our topics have a path of their own; another one sent there would meet a 404.
-    own_path = topic in shopify.HANDLED_TOPICS and not unified
-    target = url.rstrip("/") + (hook.path() if own_path else shopify.UNIFIED_PATH)
+    own_path = topic in webhooks.HANDLED_TOPICS and not unified
+    target = url.rstrip("/") + (hook.path() if own_path else webhooks.UNIFIED_PATH)
     try:
         response = httpx.post(target, content=hook.body, headers=hook.headers, timeout=timeout)
     except httpx.HTTPError as exc:

@@ -22,8 +22,8 @@ def worker() -> None:
     # Imported here so that other `timedify` commands start without the worker's stack.
     from timedify.cli.service import prepare
     from timedify.db import engine_for
+    from timedify.processing.worker import Worker
     from timedify.settings import load_settings
-    from timedify.worker import Worker
 
     settings = load_settings()
     prepare(settings)

@@ -38,7 +38,7 @@ from timedify.models import (
     WebhookEvent,
     WorkerHeartbeat,
 )
-from timedify.prepared import Prepared
+from timedify.store.prepared import Prepared
 
 
 @dataclass(frozen=True)

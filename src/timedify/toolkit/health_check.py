@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from timedify import shopify
+from timedify.ingest import webhooks
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class Timing:
 
 def webhook_paths() -> list[tuple[str, str]]:
     """(path, topic) for the six topic routes, the alias and the unified endpoint."""
-    paths = sorted(shopify.TOPIC_PATHS.items())
-    return [*paths, (shopify.UNIFIED_PATH, "app/uninstalled")]
+    paths = sorted(webhooks.TOPIC_PATHS.items())
+    return [*paths, (webhooks.UNIFIED_PATH, "app/uninstalled")]
 
 
 def _timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[Any, float]:
@@ -111,9 +111,9 @@ def route_probes(client: httpx.Client, base: str, timing: Timing) -> list[Probe]
     for path, topic in webhook_paths():
         headers = {
             "content-type": "application/json",
-            shopify.TOPIC_HEADER: topic,
-            shopify.SHOP_HEADER: shopify.SYNTHETIC_SHOP_DOMAIN,
-            shopify.WEBHOOK_ID_HEADER: "timedify-probe-unsigned",
+            webhooks.TOPIC_HEADER: topic,
+            webhooks.SHOP_HEADER: webhooks.SYNTHETIC_SHOP_DOMAIN,
+            webhooks.WEBHOOK_ID_HEADER: "timedify-probe-unsigned",
         }
         try:
             response, ms = _timed(client, "POST", base + path, content=b"{}", headers=headers)

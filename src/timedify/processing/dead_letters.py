@@ -1,6 +1,6 @@
 """Dead letters (SPEC P3, O6): list, show, replay through the same handler, clean up.
 
-A replay leases the dead event and runs it through `processing.process` with `replay=True`:
+A replay leases the dead event and runs it through `batch.process` with `replay=True`:
 applied, the dead letter is resolved; failed again, it stays dead with its new count and error.
 """
 
@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from timedify import processing, queue
 from timedify.errors import TimedifyError
-from timedify.handlers import HANDLERS, Handler
 from timedify.models import DeadLetter, EventAttempt, EventState, WebhookEvent, utcnow
-from timedify.redaction import load
-from timedify.retry import RetryPolicy
+from timedify.processing import batches
+from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.redaction import load
+from timedify.processing.retry import RetryPolicy
+from timedify.store import claims
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -170,12 +171,12 @@ def replay(
             raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id}")
         if row.resolved_at is not None:
             raise DeadLetterNotFound(f"dead letter {dead_letter_id} is already resolved")
-        event = queue.claim_dead(
+        event = claims.claim_dead(
             conn, row.event_pk, token=uuid.uuid4().hex, lease=lease, now=utcnow()
         )
     if event is None:
         raise DeadLetterNotFound(f"dead letter {dead_letter_id} is being processed right now")
-    outcome = processing.process(engine, event, policy=policy, handlers=handlers, replay=True)
+    outcome = batches.process(engine, event, policy=policy, handlers=handlers, replay=True)
     return ReplayResult(dead_letter_id, event.topic, outcome.state, outcome.error)
 
 

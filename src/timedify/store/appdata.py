@@ -31,7 +31,7 @@ from timedify.models import (
     Subscription,
     WebhookEvent,
 )
-from timedify.prepared import Prepared
+from timedify.store.prepared import Prepared
 
 SHOP_REDACT = "shop/redact"
 

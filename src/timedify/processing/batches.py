@@ -23,12 +23,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from timedify import queue
-from timedify.handlers import HANDLERS, Handler
 from timedify.models import EventState, utcnow
-from timedify.queue import ClaimedEvent
-from timedify.redaction import redact_text
-from timedify.retry import RetryPolicy
+from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.redaction import redact_text
+from timedify.processing.retry import RetryPolicy
+from timedify.store import claims
+from timedify.store.claims import ClaimedEvent
 
 DUPLICATE_NOTE = "duplicate: this merchant action (X-Shopify-Event-Id) was already applied"
 _MAX_ERROR = 500
@@ -138,9 +138,9 @@ def _apply_all(
     clock: Callable[[], datetime],
     reached: Callable[[], bool],
 ) -> list[Outcome]:
-    held = queue.hold_all(conn, events)
+    held = claims.hold_all(conn, events)
     outcomes: list[Outcome] = []
-    done: list[queue.Done] = []
+    done: list[claims.Done] = []
     for index, event in enumerate(events):
         if outcomes and reached():
             break
@@ -153,9 +153,9 @@ def _apply_all(
         except Exception as exc:
             raise _Failed(index + 1) from exc
         state = EventState.PROCESSED if note is None else EventState.IGNORED
-        done.append(queue.Done(event, state, note, started, clock()))
+        done.append(claims.Done(event, state, note, started, clock()))
         outcomes.append(Outcome(state, note))
-    if not queue.finish(conn, done):
+    if not claims.finish(conn, done):
         raise _Failed(len(outcomes))  # cannot happen while the rows are held; be sure anyway
     return outcomes
 
@@ -199,15 +199,15 @@ def _apply(
     clock: Callable[[], datetime],
     replay: bool,
 ) -> Outcome:
-    if not queue.hold(conn, event):
+    if not claims.hold(conn, event):
         raise LeaseLost
     note = _run(conn, event, handlers, clock)
     state = EventState.PROCESSED if note is None else EventState.IGNORED
     finished = clock()
-    if not queue.finish(conn, [queue.Done(event, state, note, started, finished)]):
+    if not claims.finish(conn, [claims.Done(event, state, note, started, finished)]):
         raise LeaseLost
     if replay:
-        queue.resolve_dead_letter(conn, event.id, finished, "replayed")
+        claims.resolve_dead_letter(conn, event.id, finished, "replayed")
     return Outcome(state, note)
 
 
@@ -222,7 +222,7 @@ def _run(
     handler = handlers.get(event.topic)
     if handler is None:
         return "no handler for this topic"
-    if not queue.record_applied(conn, event, clock()):
+    if not claims.record_applied(conn, event, clock()):
         return DUPLICATE_NOTE
     return handler(conn, event, clock())
 
@@ -246,12 +246,12 @@ def _failed(
     retry_at = None if replay else policy.decide(event.attempts, now, rng)
     state = EventState.RETRYING if retry_at is not None else EventState.DEAD
     if retry_at is not None:
-        held = queue.schedule_retry(conn, event, retry_at, error)
+        held = claims.schedule_retry(conn, event, retry_at, error)
     else:
-        held = queue.bury(conn, event, error=error, stack=stack, now=now, replay=replay)
+        held = claims.bury(conn, event, error=error, stack=stack, now=now, replay=replay)
     if not held:
         return Outcome("lost")  # nothing was written: the fenced update matched no row
-    queue.record_attempt(
+    claims.record_attempt(
         conn,
         event,
         started=started,

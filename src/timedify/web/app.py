@@ -24,16 +24,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from timedify import __version__, migrate, shopify, store, synthetic
-from timedify.committer import GroupCommitter
+from timedify import __version__, migrate
 from timedify.db import engine_for
-from timedify.health import HealthDocument, HealthProbe
-from timedify.ingest import Receive, Scope, Send, WebhookEndpoint
+from timedify.ingest import webhooks
+from timedify.ingest.committer import GroupCommitter
+from timedify.ingest.endpoint import Receive, Scope, Send, WebhookEndpoint
 from timedify.logs import get_logger
 from timedify.metrics import Metrics
 from timedify.settings import Settings
+from timedify.store import events
+from timedify.web import smoke
+from timedify.web.health import HealthDocument, HealthProbe
 
-log = get_logger("timedify.web")
+log = get_logger("timedify.web.app")
 HEALTH_JSON = "application/health+json"
 
 
@@ -66,7 +69,7 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
         routes=[
             Route("/health/webhooks", _webhooks_health, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
-            *synthetic.routes(),
+            *smoke.routes(),
         ],
         lifespan=_lifespan(services, background or []),
     )
@@ -75,7 +78,7 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"].rstrip("/")
-            if path == shopify.UNIFIED_PATH or path in shopify.TOPIC_PATHS:
+            if path == webhooks.UNIFIED_PATH or path in webhooks.TOPIC_PATHS:
                 await endpoint(scope, receive, send)
                 return
             if path in _HealthRoutes.PATHS:
@@ -194,9 +197,9 @@ async def _webhooks_health(request: Request) -> Response:
     window = timedelta(hours=_window_hours(request))
     since = datetime.now(UTC) - window
 
-    def query() -> dict[str, store.TopicActivity]:
+    def query() -> dict[str, events.TopicActivity]:
         with services.read_engine.connect() as conn:
-            return store.activity_by_topic(conn, since)
+            return events.activity_by_topic(conn, since)
 
     try:
         activity = await run_in_threadpool(query)
@@ -204,8 +207,8 @@ async def _webhooks_health(request: Request) -> Response:
         log.warning("health_webhooks_failed", error_class="db", error_type=type(exc).__name__)
         return JSONResponse({"status": "fail", "output": "database unavailable"}, status_code=503)
     topics = {}
-    for topic in sorted(set(shopify.TOPICS) | set(activity)):
-        item = activity.get(topic, store.TopicActivity())
+    for topic in sorted(set(webhooks.TOPICS) | set(activity)):
+        item = activity.get(topic, events.TopicActivity())
         topics[topic] = {
             "last_received_at": _iso(item.last_received_at),
             "last_processed_at": _iso(item.last_processed_at),
@@ -236,15 +239,15 @@ async def _metrics(request: Request) -> Response:
 def _refresh_gauges(services: Services) -> None:
     try:
         with services.read_engine.connect() as conn:
-            backlog = store.backlog_by_topic(conn)
-            dead = store.dead_letters_by_topic(conn)
+            backlog = events.backlog_by_topic(conn)
+            dead = events.dead_letters_by_topic(conn)
     except Exception:  # metrics still render the in-memory counters when the database is away
         return
-    for topic in set(shopify.TOPICS) | set(backlog):
+    for topic in set(webhooks.TOPICS) | set(backlog):
         services.metrics.backlog.labels(topic).set(
             backlog[topic].pending if topic in backlog else 0
         )
-    for topic in set(shopify.TOPICS) | set(dead):
+    for topic in set(webhooks.TOPICS) | set(dead):
         services.metrics.dead_letters.labels(topic).set(dead.get(topic, 0))
 
 

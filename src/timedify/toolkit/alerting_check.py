@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from timedify.logscan import ScanResult
+    from timedify.toolkit.log_scan import ScanResult
 
 # SQLAlchemy and httpx are imported where used: `alerting-check --no-db` over a big log file
 # starts in a fraction of a second without them (the log scan is benchmarked against grep).
@@ -146,13 +146,13 @@ def log_findings(scan: ScanResult, thresholds: Thresholds) -> list[Finding]:
 
 def database_findings(conn: Connection, thresholds: Thresholds, now: datetime) -> list[Finding]:
     """Unresolved dead letters, the oldest pending event, compliance deadlines."""
-    from timedify import store
+    from timedify.store import events
 
-    dead = sum(store.dead_letters_by_topic(conn).values())
+    dead = sum(events.dead_letters_by_topic(conn).values())
     oldest = min(
         (
             b.oldest_received_at
-            for b in store.backlog_by_topic(conn).values()
+            for b in events.backlog_by_topic(conn).values()
             if b.oldest_received_at
         ),
         default=None,
@@ -219,9 +219,9 @@ def _unapplied_compliance_events(
 ) -> tuple[int, int]:
     from sqlalchemy import func, select
 
+    from timedify.ingest.webhooks import COMPLIANCE_TOPICS
     from timedify.models import EventState
     from timedify.models import WebhookEvent as E
-    from timedify.shopify import COMPLIANCE_TOPICS
 
     open_states = [EventState.RECEIVED, EventState.RETRYING, EventState.PROCESSING, EventState.DEAD]
     row = conn.execute(

@@ -19,17 +19,19 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from timedify import processing, queue, shopify
-from timedify.handlers import HANDLERS, Handler
+from timedify.ingest import webhooks
 from timedify.logs import get_logger
 from timedify.metrics import Metrics
 from timedify.models import EventState, utcnow
-from timedify.processing import Outcome
-from timedify.queue import ClaimedEvent, WorkerIdentity
-from timedify.retry import RetryPolicy
+from timedify.processing import batches
+from timedify.processing.batches import Outcome
+from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.retry import RetryPolicy
 from timedify.settings import Settings
+from timedify.store import claims
+from timedify.store.claims import ClaimedEvent, WorkerIdentity
 
-log = get_logger("timedify.worker")
+log = get_logger("timedify.processing.worker")
 _FORGET_STOPPED_AFTER = timedelta(days=7)
 
 
@@ -108,7 +110,7 @@ class Worker:
         self._beat_if_due()
         token = uuid.uuid4().hex
         with self._engine.begin() as conn:
-            batch = queue.claim(
+            batch = claims.claim(
                 conn,
                 token=token,
                 limit=self._settings.worker_batch_size,
@@ -133,7 +135,7 @@ class Worker:
     def _process(self, events: list[ClaimedEvent]) -> int:
         """One transaction over the front of `events`; how many it processed."""
         started = time.perf_counter()
-        outcomes = processing.process_batch(
+        outcomes = batches.process_batch(
             self._engine,
             events,
             policy=self._policy,
@@ -146,7 +148,7 @@ class Worker:
         for event, outcome in zip(events, outcomes, strict=False):
             if self._metrics is not None:
                 # Smoke-test events are processed like any other, counted apart (O7).
-                label = "synthetic" if shopify.is_synthetic(event.shop_domain) else outcome.state
+                label = "synthetic" if webhooks.is_synthetic(event.shop_domain) else outcome.state
                 self._metrics.processed.labels(event.topic, label).inc()
                 self._metrics.processing_latency.labels(event.topic).observe(duration)
             _log_outcome(event, outcome, duration)
@@ -157,28 +159,28 @@ class Worker:
             return
         now = utcnow()
         with self._engine.begin() as conn:
-            queue.heartbeat(conn, self.identity, now=now, processed=self.processed)
+            claims.heartbeat(conn, self.identity, now=now, processed=self.processed)
             if self._held is not None:
-                queue.extend_leases(conn, self._held, now + self._lease)
+                claims.extend_leases(conn, self._held, now + self._lease)
         self._last_beat = time.monotonic()
 
     def _release(self, token: str) -> None:
         with self._engine.begin() as conn:
-            released = queue.release(conn, [token])
+            released = claims.release(conn, [token])
         if released:
             log.info("worker_released_events", count=released)
 
     def _forget_old_workers(self) -> None:
         try:
             with self._engine.begin() as conn:
-                queue.forget_stopped_workers(conn, utcnow() - _FORGET_STOPPED_AFTER)
+                claims.forget_stopped_workers(conn, utcnow() - _FORGET_STOPPED_AFTER)
         except Exception as exc:  # housekeeping only; the loop reports database trouble
             log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
 
     def _shutdown(self) -> None:
         try:
             with self._engine.begin() as conn:
-                queue.heartbeat(
+                claims.heartbeat(
                     conn, self.identity, now=utcnow(), processed=self.processed, stopped=True
                 )
         except Exception as exc:  # leases expire on their own; say that we could not clean up

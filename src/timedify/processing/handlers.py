@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from timedify import appdata, shopify
-from timedify.queue import ClaimedEvent
-from timedify.redaction import Customer, load, scrub
+from timedify.ingest import webhooks
+from timedify.processing.redaction import Customer, load, scrub
+from timedify.store import appdata
+from timedify.store.claims import ClaimedEvent
 
 Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
 COMPLIANCE_DEADLINE = timedelta(days=30)
@@ -80,7 +81,7 @@ def app_subscriptions_update(conn: Connection, event: ClaimedEvent, now: datetim
     at = event_time(event, sub)
     if stale := _stale_after_redaction(conn, event.shop_domain, at):
         return stale
-    updated = shopify.parse_timestamp(_str(sub.get("updated_at")))
+    updated = webhooks.parse_timestamp(_str(sub.get("updated_at")))
     existing = appdata.get_subscription(conn, str(sub["admin_graphql_api_id"]))
     if existing is not None and _newer(existing, at, updated):
         return "stale: a newer state of this subscription is already recorded"
@@ -91,7 +92,7 @@ def app_subscriptions_update(conn: Connection, event: ClaimedEvent, now: datetim
             "shop_domain": event.shop_domain,
             "name": _str(sub.get("name")),
             "status": _str(sub.get("status")) or "UNKNOWN",
-            "shopify_created_at": shopify.parse_timestamp(_str(sub.get("created_at"))),
+            "shopify_created_at": webhooks.parse_timestamp(_str(sub.get("created_at"))),
             "shopify_updated_at": updated,
             "triggered_at": at,
             "updated_at": now,
@@ -173,7 +174,7 @@ def event_time(event: ClaimedEvent, payload: Any) -> datetime:
     if event.triggered_at is not None:
         return event.triggered_at
     if isinstance(payload, dict):
-        updated = shopify.parse_timestamp(_str(payload.get("updated_at")))
+        updated = webhooks.parse_timestamp(_str(payload.get("updated_at")))
         if updated is not None:
             return updated
     return event.received_at

@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from timedify import store
 from timedify.db import WalCheckpointer
 from timedify.errors import DatabaseUnavailableError
 from timedify.logs import get_logger, identifier
+from timedify.store import events
 
 _STOP = object()
-log = get_logger("timedify.ingest")
+log = get_logger("timedify.ingest.endpoint")
 
 
 @dataclass(slots=True)
@@ -256,19 +256,19 @@ class _Writer:
         self._report(len(rows))
 
     def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
-        """`store.insert_events`, asking again every 0.5 ms while SQLite's write lock is held.
+        """`events.insert_events`, asking again every 0.5 ms while SQLite's write lock is held.
 
         SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between attempts: a batch that
         met a worker's or a cleanup's transaction of a few milliseconds slept up to twice as
         long again, and every acknowledgement in it with it. A repeated batch is safe: rows an
         interrupted earlier statement stored carry this batch's `received_at`, so they are
-        still reported as new (`store.insert_events`).
+        still reported as new (`events.insert_events`).
         """
         deadline: float | None = None
         while True:
             try:
                 conn = self._connection()  # (re)connecting also reads the bound
-                return store.insert_events(conn, rows)
+                return events.insert_events(conn, rows)
             except Exception as exc:
                 if deadline is None:
                     deadline = time.monotonic() + self._lock_wait

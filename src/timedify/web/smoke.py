@@ -1,6 +1,6 @@
 """The service's side of `timedify smoke`: look up and remove synthetic events (SPEC O7).
 
-Synthetic events are the ones sent for the reserved shop `shopify.SYNTHETIC_SHOP_DOMAIN`; they
+Synthetic events are the ones sent for the reserved shop `webhooks.SYNTHETIC_SHOP_DOMAIN`; they
 are stored and processed like real ones but flagged `synthetic` and never counted. Two routes:
 
 - `GET /smoke/events?id=...` (read-only): the state of the given synthetic events. It can only
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from timedify import shopify
+from timedify.ingest import webhooks
 from timedify.logs import get_logger
 from timedify.models import (
     AppliedEvent,
@@ -33,7 +33,7 @@ from timedify.models import (
     WebhookEvent,
 )
 
-log = get_logger("timedify.smoke")
+log = get_logger("timedify.toolkit.smoke")
 SIGNATURE_HEADER = "x-timedify-hmac-sha256"
 MAX_IDS = 100
 
@@ -55,7 +55,7 @@ def remove(conn: Connection, webhook_ids: Sequence[str]) -> int:
             select(e.id).where(e.webhook_id.in_(webhook_ids), e.synthetic.is_(True))
         ).scalars()
     )
-    shop = shopify.SYNTHETIC_SHOP_DOMAIN
+    shop = webhooks.SYNTHETIC_SHOP_DOMAIN
     if pks:
         conn.execute(delete(AppliedEvent).where(AppliedEvent.event_pk.in_(pks)))
         conn.execute(delete(ComplianceRequest).where(ComplianceRequest.event_pk.in_(pks)))
@@ -95,7 +95,7 @@ async def _cleanup(request: Request) -> Response:
     services: Any = request.app.state.services
     body = await request.body()
     header = request.headers.get(SIGNATURE_HEADER)
-    if not shopify.verify_signature(body, header, services.settings.webhook_secrets()):
+    if not webhooks.verify_signature(body, header, services.settings.webhook_secrets()):
         return JSONResponse({"error": "invalid_signature"}, status_code=401)
     try:
         ids = [str(i) for i in orjson.loads(body)["webhook_ids"]][:MAX_IDS]

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from timedify import shopify
-from timedify.committer import GroupCommitter
-from timedify.deadlines import Deadlines
 from timedify.errors import DatabaseUnavailableError
-from timedify.iteration import PerIteration
+from timedify.ingest import webhooks
+from timedify.ingest.committer import GroupCommitter
+from timedify.ingest.deadlines import Deadlines
+from timedify.ingest.iteration import PerIteration
 from timedify.logs import HotLogger, get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import EventState
@@ -29,8 +29,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-log = get_logger("timedify.ingest")
-accepted_log = HotLogger("timedify.ingest")
+log = get_logger("timedify.ingest.endpoint")
+accepted_log = HotLogger("timedify.ingest.endpoint")
 _JSON = (b"content-type", b"application/json")
 _MAX_ID_LENGTH = 255
 _ACCEPTED = b'{"status":"accepted"}'
@@ -57,7 +57,7 @@ class WebhookEndpoint:
     """ASGI endpoint for the per-topic paths and the unified `POST /webhooks`."""
 
     def __init__(self, settings: Settings, committer: GroupCommitter, metrics: Metrics) -> None:
-        self._verify = shopify.SignatureVerifier(settings.webhook_secrets())
+        self._verify = webhooks.SignatureVerifier(settings.webhook_secrets())
         self._limit = settings.max_body_bytes
         self._body_deadlines = Deadlines(settings.body_read_timeout_seconds)
         self._commit_deadlines = Deadlines(settings.ingest_timeout_seconds)
@@ -113,25 +113,25 @@ class WebhookEndpoint:
         self._metrics.received.inc(self._metrics.topic_label(header_topic))
         topic = _required_topic(header_topic, path)
         webhook_id = _required_id(
-            _text(headers[_WEBHOOK_ID]), "webhook_id", shopify.WEBHOOK_ID_HEADER
+            _text(headers[_WEBHOOK_ID]), "webhook_id", webhooks.WEBHOOK_ID_HEADER
         )
         # Optional headers are stored too: a value the database column refuses would fail the
         # whole group-commit batch, so they are checked here like the required ones.
         event_id = _optional(
-            _text(headers[_EVENT_ID]), "event_id", shopify.EVENT_ID_HEADER, _MAX_ID_LENGTH
+            _text(headers[_EVENT_ID]), "event_id", webhooks.EVENT_ID_HEADER, _MAX_ID_LENGTH
         )
         api_version = _optional(
-            _text(headers[_API_VERSION]), "api_version", shopify.API_VERSION_HEADER, 32
+            _text(headers[_API_VERSION]), "api_version", webhooks.API_VERSION_HEADER, 32
         )
         shop = _shop_domain(topic, _text(headers[_SHOP]), _json_object(body))
         now = self._clock.get()
-        handled = topic in shopify.HANDLED_TOPICS
+        handled = topic in webhooks.HANDLED_TOPICS
         return {
             "webhook_id": webhook_id,
             "topic": topic,
             "shop_domain": shop,
             "event_id": event_id,
-            "triggered_at": shopify.parse_timestamp(_text(headers[_TRIGGERED_AT])),
+            "triggered_at": webhooks.parse_timestamp(_text(headers[_TRIGGERED_AT])),
             "api_version": api_version,
             "received_at": now,
             "payload": body,
@@ -139,7 +139,7 @@ class WebhookEndpoint:
             "attempts": 0,
             "next_attempt_at": now,
             "processed_at": None if handled else now,
-            "synthetic": shopify.is_synthetic(shop),
+            "synthetic": webhooks.is_synthetic(shop),
         }
 
     async def _read_body(self, declared: str | None, receive: Receive) -> bytes:
@@ -225,23 +225,23 @@ class WebhookEndpoint:
 # never looked at, and a value is decoded only when it is used. Each slot is found by its
 # header's name, so the order of this tuple is free.
 _READ = (
-    shopify.HMAC_HEADER,
-    shopify.TOPIC_HEADER,
-    shopify.WEBHOOK_ID_HEADER,
-    shopify.EVENT_ID_HEADER,
-    shopify.SHOP_HEADER,
-    shopify.TRIGGERED_AT_HEADER,
-    shopify.API_VERSION_HEADER,
+    webhooks.HMAC_HEADER,
+    webhooks.TOPIC_HEADER,
+    webhooks.WEBHOOK_ID_HEADER,
+    webhooks.EVENT_ID_HEADER,
+    webhooks.SHOP_HEADER,
+    webhooks.TRIGGERED_AT_HEADER,
+    webhooks.API_VERSION_HEADER,
     "content-length",
 )
 _SLOTS = {name.encode(): i for i, name in enumerate(_READ)}
-_HMAC = _SLOTS[shopify.HMAC_HEADER.encode()]
-_TOPIC = _SLOTS[shopify.TOPIC_HEADER.encode()]
-_WEBHOOK_ID = _SLOTS[shopify.WEBHOOK_ID_HEADER.encode()]
-_EVENT_ID = _SLOTS[shopify.EVENT_ID_HEADER.encode()]
-_SHOP = _SLOTS[shopify.SHOP_HEADER.encode()]
-_TRIGGERED_AT = _SLOTS[shopify.TRIGGERED_AT_HEADER.encode()]
-_API_VERSION = _SLOTS[shopify.API_VERSION_HEADER.encode()]
+_HMAC = _SLOTS[webhooks.HMAC_HEADER.encode()]
+_TOPIC = _SLOTS[webhooks.TOPIC_HEADER.encode()]
+_WEBHOOK_ID = _SLOTS[webhooks.WEBHOOK_ID_HEADER.encode()]
+_EVENT_ID = _SLOTS[webhooks.EVENT_ID_HEADER.encode()]
+_SHOP = _SLOTS[webhooks.SHOP_HEADER.encode()]
+_TRIGGERED_AT = _SLOTS[webhooks.TRIGGERED_AT_HEADER.encode()]
+_API_VERSION = _SLOTS[webhooks.API_VERSION_HEADER.encode()]
 _LENGTH = _SLOTS[b"content-length"]
 
 
@@ -271,9 +271,9 @@ def _required_topic(header_topic: str | None, path: str) -> str:
     if header_topic is None:
         raise Rejection(400, "missing_topic", "the X-Shopify-Topic header is required")
     topic = header_topic.lower()
-    if not shopify.valid_topic(topic):
+    if not webhooks.valid_topic(topic):
         raise Rejection(400, "invalid_topic", "X-Shopify-Topic is not a topic name")
-    path_topic = shopify.TOPIC_PATHS.get(path.rstrip("/"))
+    path_topic = webhooks.TOPIC_PATHS.get(path.rstrip("/"))
     if path_topic is not None and topic != path_topic:
         # W2: the header names what Shopify sent; the path is only the app's configuration.
         log.warning("webhook_topic_mismatch", topic=topic, path_topic=path_topic)
@@ -306,14 +306,14 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def _shop_domain(topic: str, header: str | None, payload: dict[str, Any]) -> str:
     shop = header
-    if shop is None and topic in shopify.COMPLIANCE_TOPICS:
+    if shop is None and topic in webhooks.COMPLIANCE_TOPICS:
         # Shopify has delivered compliance webhooks without the header; the payload names it.
         candidate = payload.get("shop_domain")
         shop = candidate if isinstance(candidate, str) else None
     if shop is None:
         raise Rejection(400, "missing_shop_domain", "the shop domain is required")
     shop = shop.strip().lower()
-    if not shopify.valid_shop_domain(shop):
+    if not webhooks.valid_shop_domain(shop):
         raise Rejection(400, "invalid_shop_domain", "the shop domain is not *.myshopify.com")
     return shop
 

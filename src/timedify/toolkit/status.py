@@ -12,8 +12,8 @@ from typing import Any
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 
-from timedify import store
 from timedify.models import ComplianceRequest, EventAttempt, EventState, WebhookEvent
+from timedify.store import events
 
 LATENCY_SAMPLE = 10_000
 
@@ -25,7 +25,7 @@ class Overview:
     revision: str | None
     heartbeat_age_seconds: float | None
     heartbeat_stale_seconds: float = 60
-    activity: dict[str, store.TopicActivity] = field(default_factory=dict)
+    activity: dict[str, events.TopicActivity] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
     processing_latency: dict[str, float | None] = field(default_factory=dict)
     handler_latency: dict[str, float | None] = field(default_factory=dict)
@@ -58,12 +58,12 @@ class Overview:
 def collect(conn: Connection, window: timedelta, now: datetime) -> Overview:
     """Every figure for the last `window`."""
     since = now - window
-    heartbeat = store.latest_heartbeat(conn)
+    heartbeat = events.latest_heartbeat(conn)
     overview = Overview(
         revision=MigrationContext.configure(conn).get_current_revision(),
         heartbeat_age_seconds=round((now - heartbeat).total_seconds(), 1) if heartbeat else None,
-        activity=store.activity_by_topic(conn, since),
-        dead_letters=store.dead_letters_by_topic(conn),
+        activity=events.activity_by_topic(conn, since),
+        dead_letters=events.dead_letters_by_topic(conn),
     )
     overview.processing_latency = percentiles(_processing_seconds(conn, since))
     overview.handler_latency = percentiles(_handler_seconds(conn, since))

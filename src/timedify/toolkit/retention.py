@@ -1,6 +1,6 @@
 """Retention: old processed events, old resolved dead letters, old compliance reports (SPEC O5).
 
-Every rule deletes (or clears) in time-sliced batches (`timedify.pacing`): each batch is its
+Every rule deletes (or clears) in time-sliced batches (`timedify.toolkit.pacing`): each batch is its
 own short transaction, sized so it holds the write lock a few milliseconds, and on SQLite
 followed by a pause proportional to its work (`DEFAULT_DUTY`), so the service's group committer
 keeps acknowledging webhooks while a cleanup of millions of rows runs.
@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, bindparam, delete, func, select, text, update
 
-from timedify import retention_sqlite
 from timedify.models import RETENTION_INDEX_WHERE, ComplianceRequest, DeadLetter, UTCDateTime
-from timedify.pacing import Pacer
+from timedify.store import retention_sqlite
+from timedify.toolkit.pacing import Pacer
 
 RULES = ("dead_letters", "events", "compliance_reports")
 POSTGRES_BATCH_SECONDS = 0.2

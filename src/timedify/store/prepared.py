@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 Processor = Callable[[Any], Any] | None
-_CURSOR = "timedify.prepared.cursor"
+_CURSOR = "timedify.store.prepared.cursor"
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ import orjson
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine
 
-from timedify import store
-from timedify.committer import CommitState
 from timedify.db import sqlite_path
-from timedify.iteration import PerIteration
+from timedify.ingest.committer import CommitState
+from timedify.ingest.iteration import PerIteration
 from timedify.settings import Settings
+from timedify.store import events
 
 Status = Literal["pass", "warn", "fail"]
 _RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
@@ -274,7 +274,7 @@ class HealthProbe:
     def _heartbeat(self, conn: Connection) -> Check:
         if self._worker_alive() is False:
             return _worker_stopped()
-        last = store.latest_heartbeat(conn)
+        last = events.latest_heartbeat(conn)
         if last is None:
             return Check("warn", "no worker has reported a heartbeat", component_type="component")
         age = (datetime.now(UTC) - last).total_seconds()
@@ -291,7 +291,7 @@ class HealthProbe:
         limit = timedelta(seconds=self._settings.health_backlog_warn_seconds)
         now = datetime.now(UTC)
         checks = []
-        for topic, backlog in sorted(store.backlog_by_topic(conn).items()):
+        for topic, backlog in sorted(events.backlog_by_topic(conn).items()):
             oldest = backlog.oldest_received_at
             stale = oldest is not None and now - oldest > limit
             checks.append(
@@ -305,7 +305,7 @@ class HealthProbe:
         return checks or [Check("pass", observed_value=0)]
 
     def _dead_letters(self, conn: Connection) -> list[Check]:
-        counts = store.dead_letters_by_topic(conn)
+        counts = events.dead_letters_by_topic(conn)
         checks = [
             Check("warn", "unresolved dead letters", component_id=topic, observed_value=count)
             for topic, count in sorted(counts.items())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from timedify.logscan import categories, parse_line
+from timedify.toolkit.log_scan import categories, parse_line
 
 # Shown first, in this order; the rest follow as key=value.
 LEADING = ("time", "level", "event")

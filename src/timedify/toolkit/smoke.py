@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from timedify import shopify
+from timedify.ingest import webhooks
 from timedify.models import EventState
-from timedify.probes import Probe
-from timedify.synthetic import SIGNATURE_HEADER
 from timedify.testing import signed_webhook
+from timedify.toolkit.health_check import Probe
+from timedify.web.smoke import SIGNATURE_HEADER
 
 FINAL_FAILURES = frozenset({EventState.DEAD, EventState.IGNORED})
 
@@ -41,7 +41,7 @@ def run(client: httpx.Client, base: str, secret: str, process_timeout: float) ->
     result = SmokeRun()
     result.steps.append(_health(client, base))
     try:
-        for topic in shopify.TOPICS:
+        for topic in webhooks.TOPICS:
             result.steps.append(_send(client, base, topic, secret, result))
         result.steps.append(_forged(client, base, secret))
         if result.accepted:
@@ -63,7 +63,7 @@ def _health(client: httpx.Client, base: str) -> Probe:
 
 
 def _send(client: httpx.Client, base: str, topic: str, secret: str, result: SmokeRun) -> Probe:
-    hook = signed_webhook(topic, shopify.SYNTHETIC_SHOP_DOMAIN, secret)
+    hook = signed_webhook(topic, webhooks.SYNTHETIC_SHOP_DOMAIN, secret)
     try:
         response = client.post(base + hook.path(), content=hook.body, headers=hook.headers)
     except httpx.HTTPError as exc:
@@ -75,7 +75,7 @@ def _send(client: httpx.Client, base: str, topic: str, secret: str, result: Smok
 
 
 def _forged(client: httpx.Client, base: str, secret: str) -> Probe:
-    hook = signed_webhook("app/uninstalled", shopify.SYNTHETIC_SHOP_DOMAIN, secret + "-forged")
+    hook = signed_webhook("app/uninstalled", webhooks.SYNTHETIC_SHOP_DOMAIN, secret + "-forged")
     try:
         response = client.post(base + hook.path(), content=hook.body, headers=hook.headers)
     except httpx.HTTPError as exc:
@@ -121,7 +121,7 @@ def _tally(ids: list[str], states: dict[str, str]) -> str:
 
 def _cleanup(client: httpx.Client, base: str, secret: str, ids: list[str]) -> Probe:
     body = orjson.dumps({"webhook_ids": ids})
-    signature = shopify.sign(body, secret.encode())
+    signature = webhooks.sign(body, secret.encode())
     headers = {"content-type": "application/json", SIGNATURE_HEADER: signature}
     try:
         response = client.post(base + "/smoke/cleanup", content=body, headers=headers)

@@ -1,0 +1,1 @@
+"""The webhook endpoint, its bounds and the group committer (SPEC W)."""

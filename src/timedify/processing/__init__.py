@@ -1,0 +1,1 @@
+"""The worker loop, batch application, handlers, retry policy and redaction (SPEC P)."""

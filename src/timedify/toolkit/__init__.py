@@ -1,0 +1,1 @@
+"""The operations toolkit: one module per command of `timedify` (SPEC O)."""

@@ -1,0 +1,1 @@
+"""The ASGI app factory and the routes that are not the webhook endpoint (SPEC H)."""
