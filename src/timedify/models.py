@@ -219,12 +219,19 @@ class Shop(Base):
     scopes: Mapped[str | None] = mapped_column(Text)
     scopes_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     plan_status: Mapped[str | None] = mapped_column(String(32))
+    # S7: the billing state read from the Admin API (None until first read).
+    subscription_active: Mapped[bool | None] = mapped_column(Boolean)
+    subscription_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # S4: set when Shopify refused the refresh token; the next admin load exchanges again.
+    needs_reauth_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # S8: the last reconciliation with the Admin API.
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ShopSession(Base):
-    """An OAuth session with its access token. No user profile is kept (data minimisation)."""
+    """An offline session: the shop's tokens, encrypted at rest (S5). No user profile is kept."""
 
     __tablename__ = "sessions"
 
@@ -235,6 +242,8 @@ class ShopSession(Base):
     is_online: Mapped[bool] = mapped_column(Boolean, default=False)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
