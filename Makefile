@@ -27,6 +27,7 @@ run: install .env
 test: install
 	bash scripts/ensure-postgres
 	bash scripts/ensure-bubblewrap
+	bash scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on

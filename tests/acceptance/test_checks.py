@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import make_settings, settings_env
 from tests.support.cli import run_cli
 from tests.support.fakes import capture_server, permissive_server
 from tests.support.rows import (
@@ -24,6 +23,7 @@ from tests.support.rows import (
     insert_rows,
 )
 from tests.support.servers import threaded_server
+from tests.support.settings import make_settings, settings_env
 from timedify.models import EventState
 
 FLY_PREFIX = "{time} app[683d5e0b] ams [info]"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import SHOP, settings_env
 from tests.support.helpers import events
 from tests.support.servers import ServiceProcess, service_env
+from tests.support.settings import SHOP, settings_env
 from timedify import __version__
 from timedify.migrate import head_revision
 

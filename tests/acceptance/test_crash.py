@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, SHOP, settings_env
 from tests.support.helpers import events
 from tests.support.servers import ServiceProcess
+from tests.support.settings import SECRET, SHOP, settings_env
 from timedify.testing import signed_webhook
 
 

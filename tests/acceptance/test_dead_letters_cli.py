@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.acceptance.test_cli import timedify
-from tests.conftest import SHOP, make_settings, settings_env
 from tests.integration.test_worker import BROKEN
 from tests.support.helpers import drain, store_event, table_rows
+from tests.support.settings import SHOP, make_settings, settings_env
 from timedify.cli import app
 from timedify.errors import TimedifyError
 from timedify.models import DeadLetter

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, settings_env
 from tests.support.helpers import post_webhook
 from tests.support.servers import ServiceProcess
+from tests.support.settings import PREVIOUS_SECRET, SECRET, SHOP, settings_env
 from timedify.testing import sample_payload, signed_webhook
 
 PERSONAL = ("john@example.com", "+15556251199", "Jane Roe")

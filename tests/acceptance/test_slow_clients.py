@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET, SHOP, settings_env
 from tests.support.checks import wait_for
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import ServiceProcess
+from tests.support.settings import SECRET, SHOP, settings_env
 from timedify.db import sqlite_path
 from timedify.testing import SignedWebhook, signed_webhook
 

@@ -9,11 +9,11 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import SECRET, SHOP, make_settings, settings_env
 from tests.support.cli import run_cli
 from tests.support.fakes import permissive_server
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings, settings_env
 from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
 

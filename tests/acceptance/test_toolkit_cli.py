@@ -12,10 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import SECRET, settings_env
 from tests.support.cli import run_cli
 from tests.support.rows import WebhookEvent, event_row, insert_rows
 from tests.support.servers import service_env
+from tests.support.settings import SECRET, settings_env
 from timedify.models import EventState
 
 

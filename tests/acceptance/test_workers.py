@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import fresh_database, settings_env
 from tests.support.checks import (
     assert_applied_exactly_once,
     count,
@@ -17,8 +16,10 @@ from tests.support.checks import (
     processed_attempts,
     wait_for,
 )
+from tests.support.databases import fresh_database
 from tests.support.helpers import events, store_events, table_rows
 from tests.support.servers import WorkerProcess
+from tests.support.settings import settings_env
 from timedify.models import EventState, WorkerHeartbeat
 from timedify.testing import SignedWebhook, signed_webhook
 

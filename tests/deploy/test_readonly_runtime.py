@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SHOP
 from tests.support import dockerfile
 from tests.support.helpers import post_webhook
 from tests.support.pgcluster import free_port
 from tests.support.sandbox import INSTALL_DIR, Sandbox, install_package
+from tests.support.settings import SHOP
 from timedify.testing import signed_webhook
 
 ROOT = Path(__file__).resolve().parents[2]

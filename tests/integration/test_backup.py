@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import SHOP, make_settings, settings_env
 from tests.support.cli import run_cli
 from tests.support.helpers import post_webhook
 from tests.support.rows import WebhookEvent, event_row, insert_rows
 from tests.support.servers import threaded_server
+from tests.support.settings import SHOP, make_settings, settings_env
 from timedify import migrate
 from timedify.testing import signed_webhook
 from timedify.toolkit import backup

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from sqlalchemy import insert, inspect, select
 
-from tests.conftest import SHOP, make_settings
 from tests.support.helpers import drain, events, execute, store_event, table_rows
+from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
 from timedify.ingest import webhooks
 from timedify.models import (

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import post_webhook
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings
 from timedify import migrate
 from timedify.db import make_engine
 from timedify.testing import signed_webhook

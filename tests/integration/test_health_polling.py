@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import make_settings
 from tests.support.servers import threaded_server
+from tests.support.settings import make_settings
 
 
 async def _poll(url: str, clients: int, rounds: int) -> list[tuple[int, float]]:

@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, make_settings
 from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
+from tests.support.settings import PREVIOUS_SECRET, SECRET, SHOP, make_settings
 from timedify.db import make_engine
 from timedify.ingest import webhooks
 from timedify.ingest.committer import GroupCommitter

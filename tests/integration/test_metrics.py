@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import post_webhook
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings
 from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
 

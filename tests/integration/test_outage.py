@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import events, post_webhook
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings
 from timedify.db import sqlite_path
 from timedify.testing import signed_webhook
 

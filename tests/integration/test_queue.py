@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from tests.conftest import SHOP
 from tests.support.helpers import execute, store_events
+from tests.support.settings import SHOP
 from timedify.db import make_engine
 from timedify.models import EventState, WebhookEvent
 from timedify.store import claims

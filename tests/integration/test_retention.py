@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, bindparam, event, func, select, text
 
-from tests.conftest import SHOP, fresh_database, make_settings
+from tests.support.databases import fresh_database
 from tests.support.helpers import table_rows
 from tests.support.rows import (
     ComplianceRequest,
@@ -22,6 +22,7 @@ from tests.support.rows import (
     insert_rows,
 )
 from tests.support.servers import threaded_server
+from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
 from timedify.models import EventAttempt, EventState, UTCDateTime
 from timedify.testing import signed_webhook

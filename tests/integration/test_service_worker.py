@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SECRET, SHOP, make_settings
 from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings
 from timedify.cli.service import background_services
 from timedify.ingest import webhooks
 from timedify.testing import signed_webhook

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
-from tests.conftest import SHOP, make_settings
 from tests.support.helpers import drain, events, store_event, store_events, table_rows
+from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
 from timedify.models import (
     AppliedEvent,

@@ -12,11 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import SECRET, SHOP, settings_env
 from tests.support.figures import record
 from tests.support.helpers import events
 from tests.support.load import deliver, scaled
 from tests.support.servers import ServiceProcess
+from tests.support.settings import SECRET, SHOP, settings_env
 from timedify.testing import signed_webhook
 
 KILLS = scaled(3)

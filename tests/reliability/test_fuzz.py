@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SECRET, SHOP, fresh_database, make_settings
+from tests.support.databases import fresh_database
 from tests.support.helpers import events
 from tests.support.servers import threaded_server
+from tests.support.settings import SECRET, SHOP, make_settings
 from timedify.ingest import webhooks
 
 ALLOWED = {200, 400, 401, 405, 408, 413}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.conftest import PREVIOUS_SECRET, SECRET, SHOP, make_settings, settings_env
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import ServiceProcess, threaded_server
+from tests.support.settings import PREVIOUS_SECRET, SECRET, SHOP, make_settings, settings_env
 from timedify.testing import signed_webhook
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from tests.conftest import SECRET, settings_env
 from tests.support.checks import assert_applied_exactly_once, count, in_state, wait_for
 from tests.support.figures import record
 from tests.support.helpers import events
 from tests.support.load import deliver, scaled
 from tests.support.servers import ServiceProcess, WorkerProcess
+from tests.support.settings import SECRET, settings_env
 from timedify.models import EventAttempt, EventState
 from timedify.testing import SignedWebhook, signed_webhook
 
@@ -137,7 +137,7 @@ def test_kill_9_of_a_separate_worker(db_url: str, tmp_path: Path) -> None:
 def test_scale_out_two_servers_two_workers_duplicates(request: object, tmp_path: Path) -> None:
     """Two `serve` and two `worker` processes on one PostgreSQL; every webhook is delivered to
     both servers at once: each is stored once and applied exactly once."""
-    from tests.conftest import fresh_database
+    from tests.support.databases import fresh_database
 
     db_url = fresh_database("postgresql", request, tmp_path)  # type: ignore[arg-type]
     env = settings_env(

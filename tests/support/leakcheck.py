@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PREVIOUS_SECRET, SECRET
+from tests.support.settings import PREVIOUS_SECRET, SECRET
 
 FORBIDDEN = (SECRET, PREVIOUS_SECRET, "john@example.com", "+15556251199", "5556251199")
 # base64 of a 32-byte HMAC digest, and Shopify access-token prefixes.

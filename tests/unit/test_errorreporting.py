@@ -11,7 +11,7 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from timedify.errorreporting import init_sentry, scrub
 
 
