@@ -18,11 +18,11 @@ from tests.support.helpers import events, execute, store_events, table_rows
 from timedify.db import make_engine
 from timedify.models import AppliedEvent, EventAttempt, EventState, Shop, WebhookEvent
 from timedify.processing import batches
-from timedify.processing.batches import DUPLICATE_NOTE, Outcome
+from timedify.processing.batches import DUPLICATE_NOTE
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.retry import RetryPolicy
+from timedify.records import AttemptResult, ClaimedEvent, Outcome
 from timedify.store import appdata, claims
-from timedify.store.claims import ClaimedEvent
 from timedify.testing import signed_webhook
 
 POLICY = RetryPolicy(max_attempts=3, base=60, cap=600)
@@ -114,7 +114,8 @@ def test_a_lease_lost_to_another_worker_writes_nothing_for_that_event(db_url: st
         outcomes = batches.process_batch(engine, batch, policy=POLICY, max_seconds=60)
     finally:
         engine.dispose()
-    assert [o.state for o in outcomes] == ["processed"] * 2 + ["lost"] + ["processed"] * 2
+    P, LOST = AttemptResult.PROCESSED, AttemptResult.LOST
+    assert [o.state for o in outcomes] == [P] * 2 + [LOST] + [P] * 2
     [row] = [e for e in events(db_url) if e["id"] == taken.id]
     assert (row["state"], row["lease_token"], row["processed_at"]) == ("processing", "b", None)
     assert taken.id not in {a["event_pk"] for a in table_rows(db_url, EventAttempt)}
@@ -210,7 +211,7 @@ def test_a_lease_found_lost_when_marking_done_rolls_the_event_back(db_url: str) 
 
     outcomes = _process(db_url, {**HANDLERS, "app/uninstalled": steal})
 
-    assert Counter(o.state for o in outcomes) == {"processed": 3, "lost": 1}
+    assert Counter(o.state for o in outcomes) == {AttemptResult.PROCESSED: 3, AttemptResult.LOST: 1}
     by_shop = {e["shop_domain"]: e for e in events(db_url)}
     assert (by_shop[BAD]["state"], by_shop[BAD]["lease_token"]) == ("processing", "t")
     assert BAD not in {s["domain"] for s in table_rows(db_url, Shop)}

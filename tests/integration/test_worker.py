@@ -25,10 +25,10 @@ from timedify.processing import batches, dead_letters
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.retry import RetryPolicy
 from timedify.processing.worker import Worker
+from timedify.records import AttemptResult, ClaimedEvent
 from timedify.settings import Settings
 from timedify.store import claims
 from timedify.store import events as event_store
-from timedify.store.claims import ClaimedEvent
 from timedify.testing import signed_webhook
 
 EMAIL = "john@example.com"
@@ -169,9 +169,9 @@ def test_expired_lease_is_taken_over_and_the_old_holder_cannot_write(
             )
         assert held_by_b.id == held_by_a.id
         assert held_by_b.attempts == 2
-        assert batches.process(engine, held_by_a, policy=policy).state == "lost"
+        assert batches.process(engine, held_by_a, policy=policy).state is AttemptResult.LOST
         assert batches.process(engine, held_by_b, policy=policy).state == EventState.PROCESSED
-        assert batches.process(engine, held_by_a, policy=policy).state == "lost"
+        assert batches.process(engine, held_by_a, policy=policy).state is AttemptResult.LOST
     finally:
         engine.dispose()
     assert len(table_rows(db_url, AppliedEvent)) == 1

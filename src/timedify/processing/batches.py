@@ -27,8 +27,8 @@ from timedify.models import EventState, utcnow
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.redaction import redact_text
 from timedify.processing.retry import RetryPolicy
+from timedify.records import AttemptResult, ClaimedEvent, Done, Outcome
 from timedify.store import claims
-from timedify.store.claims import ClaimedEvent
 
 DUPLICATE_NOTE = "duplicate: this merchant action (X-Shopify-Event-Id) was already applied"
 _MAX_ERROR = 500
@@ -36,16 +36,6 @@ _MAX_ERROR = 500
 
 class LeaseLost(Exception):
     """Another worker took the event over (our lease expired); we must not write anything."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one attempt: processed, ignored, retrying, dead, or lost (lease)."""
-
-    state: str
-    note: str | None = None
-    error_class: str | None = None
-    error: str | None = None
 
 
 def process(
@@ -64,7 +54,7 @@ def process(
         with engine.begin() as conn:
             return _apply(conn, event, handlers, started, clock, replay)
     except LeaseLost:
-        return Outcome("lost")
+        return Outcome(AttemptResult.LOST)
     except Exception as exc:
         rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         with engine.begin() as conn:
@@ -140,12 +130,12 @@ def _apply_all(
 ) -> list[Outcome]:
     held = claims.hold_all(conn, events)
     outcomes: list[Outcome] = []
-    done: list[claims.Done] = []
+    done: list[Done] = []
     for index, event in enumerate(events):
         if outcomes and reached():
             break
         if event.id not in held:
-            outcomes.append(Outcome("lost"))  # another worker has it now: write nothing
+            outcomes.append(Outcome(AttemptResult.LOST))  # another worker has it now: write nothing
             continue
         started = clock()
         try:
@@ -153,8 +143,8 @@ def _apply_all(
         except Exception as exc:
             raise _Failed(index + 1) from exc
         state = EventState.PROCESSED if note is None else EventState.IGNORED
-        done.append(claims.Done(event, state, note, started, clock()))
-        outcomes.append(Outcome(state, note))
+        done.append(Done(event, state, note, started, clock()))
+        outcomes.append(Outcome(AttemptResult(state), note))
     if not claims.finish(conn, done):
         raise _Failed(len(outcomes))  # cannot happen while the rows are held; be sure anyway
     return outcomes
@@ -183,7 +173,7 @@ def _apply_each(
                 savepoint.commit()
             except LeaseLost:
                 savepoint.rollback()
-                outcome = Outcome("lost")
+                outcome = Outcome(AttemptResult.LOST)
             except Exception as exc:
                 savepoint.rollback()
                 outcome = _failed(conn, event, exc, policy, rng, started, clock, replay=False)
@@ -204,11 +194,11 @@ def _apply(
     note = _run(conn, event, handlers, clock)
     state = EventState.PROCESSED if note is None else EventState.IGNORED
     finished = clock()
-    if not claims.finish(conn, [claims.Done(event, state, note, started, finished)]):
+    if not claims.finish(conn, [Done(event, state, note, started, finished)]):
         raise LeaseLost
     if replay:
         claims.resolve_dead_letter(conn, event.id, finished, "replayed")
-    return Outcome(state, note)
+    return Outcome(AttemptResult(state), note)
 
 
 def _run(
@@ -250,7 +240,7 @@ def _failed(
     else:
         held = claims.bury(conn, event, error=error, stack=stack, now=now, replay=replay)
     if not held:
-        return Outcome("lost")  # nothing was written: the fenced update matched no row
+        return Outcome(AttemptResult.LOST)  # nothing was written: the fenced update matched no row
     claims.record_attempt(
         conn,
         event,
@@ -260,4 +250,4 @@ def _failed(
         error_class=error_class,
         error=error,
     )
-    return Outcome(state, error_class=error_class, error=error)
+    return Outcome(AttemptResult(state), error_class=error_class, error=error)

@@ -13,15 +13,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine
 
 from timedify.errors import TimedifyError
-from timedify.models import DeadLetter, EventAttempt, EventState, WebhookEvent, utcnow
+from timedify.models import utcnow
 from timedify.processing import batches
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.redaction import load
 from timedify.processing.retry import RetryPolicy
+from timedify.records import AttemptResult
 from timedify.store import claims
+from timedify.store import dead_letters as store
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -78,68 +80,40 @@ class Filters:
 class ReplayResult:
     id: int
     topic: str
-    state: str
+    state: AttemptResult
     error: str | None
 
     @property
     def ok(self) -> bool:
-        return self.state in (EventState.PROCESSED, EventState.IGNORED)
-
-
-_D, _E = DeadLetter, WebhookEvent
-_VIEW = (
-    _D.id,
-    _D.event_pk,
-    _E.webhook_id,
-    _D.topic,
-    _D.shop_domain,
-    _D.error,
-    _D.attempts,
-    _D.replays,
-    _D.first_failed_at,
-    _D.last_failed_at,
-    _D.resolved_at,
-    _D.resolution,
-)
+        return self.state.finished
 
 
 def list_dead_letters(conn: Connection, filters: Filters) -> list[DeadLetterView]:
     """Dead letters matching `filters`, oldest failure first."""
-    stmt = select(*_VIEW).join(_E, _E.id == _D.event_pk).order_by(_D.id)
-    if not filters.include_resolved:
-        stmt = stmt.where(_D.resolved_at.is_(None))
-    if filters.topic:
-        stmt = stmt.where(_D.topic == filters.topic)
-    if filters.shop:
-        stmt = stmt.where(_D.shop_domain == filters.shop)
-    if filters.since:
-        stmt = stmt.where(_D.last_failed_at >= filters.since)
-    return [DeadLetterView(**row._mapping) for row in conn.execute(stmt)]
+    rows = store.matching(
+        conn,
+        topic=filters.topic,
+        shop=filters.shop,
+        since=filters.since,
+        include_resolved=filters.include_resolved,
+    )
+    return [DeadLetterView(**row) for row in rows]
 
 
 def get(conn: Connection, dead_letter_id: int) -> DeadLetterDetail:
     """One dead letter in full; `DeadLetterNotFound` when there is none with that id."""
-    row = conn.execute(
-        select(*_VIEW, _D.stack, _E.received_at, _E.triggered_at, _E.payload)
-        .join(_E, _E.id == _D.event_pk)
-        .where(_D.id == dead_letter_id)
-    ).first()
+    row = store.one(conn, dead_letter_id)
     if row is None:
         raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id}")
-    a = EventAttempt
-    attempts = conn.execute(
-        select(a.attempt, a.outcome, a.error_class, a.error, a.finished_at)
-        .where(a.event_pk == row.event_pk)
-        .order_by(a.id)
-    )
-    payload = load(row.payload)
-    view = {column.key: row._mapping[column.key] for column in _VIEW}
+    attempts = store.attempts(conn, row["event_pk"])
+    payload = load(row["payload"])
+    view = {column.key: row[column.key] for column in store.VIEW_COLUMNS}
     return DeadLetterDetail(
         **view,
-        stack=row.stack,
-        received_at=row.received_at,
-        triggered_at=row.triggered_at,
-        payload_bytes=len(row.payload),
+        stack=row["stack"],
+        received_at=row["received_at"],
+        triggered_at=row["triggered_at"],
+        payload_bytes=len(row["payload"]),
         payload_keys=sorted(payload) if isinstance(payload, dict) else [],
         attempt_log=[
             {
@@ -164,9 +138,7 @@ def replay(
 ) -> ReplayResult:
     """Run one dead letter's event through its handler again."""
     with engine.begin() as conn:
-        row = conn.execute(
-            select(_D.event_pk, _D.topic, _D.resolved_at).where(_D.id == dead_letter_id)
-        ).first()
+        row = store.replay_target(conn, dead_letter_id)
         if row is None:
             raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id}")
         if row.resolved_at is not None:
@@ -206,12 +178,8 @@ def dismiss(engine: Engine, dead_letter_id: int) -> None:
     """Resolve a dead letter without applying it (an event that can never apply, e.g. a
     malformed payload), so that it stops making `/health` warn. The event stays `dead`."""
     with engine.begin() as conn:
-        result = conn.execute(
-            update(_D)
-            .where(_D.id == dead_letter_id, _D.resolved_at.is_(None))
-            .values(resolved_at=utcnow(), resolution="dismissed")
-        )
-    if result.rowcount != 1:
+        dismissed = store.dismiss(conn, dead_letter_id, utcnow())
+    if not dismissed:
         raise DeadLetterNotFound(f"no unresolved dead letter with id {dead_letter_id}")
 
 
@@ -221,17 +189,9 @@ def cleanup(engine: Engine, older_than: timedelta, *, batch: int = 500) -> int:
     total = 0
     while True:
         with engine.begin() as conn:
-            ids = list(
-                conn.scalars(
-                    select(_D.id)
-                    .where(_D.resolved_at.is_not(None), _D.resolved_at < cutoff)
-                    .limit(batch)
-                )
-            )
-            if ids:
-                conn.execute(delete(_D).where(_D.id.in_(ids)))
-        total += len(ids)
-        if len(ids) < batch:
+            deleted = store.delete_resolved(conn, cutoff, batch)
+        total += deleted
+        if deleted < batch:
             return total
 
 

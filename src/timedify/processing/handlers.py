@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 
 from timedify.ingest import webhooks
 from timedify.processing.redaction import Customer, load, scrub
+from timedify.records import ClaimedEvent
 from timedify.store import appdata
-from timedify.store.claims import ClaimedEvent
 
 Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
 COMPLIANCE_DEADLINE = timedelta(days=30)

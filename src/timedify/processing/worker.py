@@ -22,14 +22,14 @@ from sqlalchemy import Engine
 from timedify.ingest import webhooks
 from timedify.logs import get_logger
 from timedify.metrics import Metrics
-from timedify.models import EventState, utcnow
+from timedify.models import utcnow
 from timedify.processing import batches
-from timedify.processing.batches import Outcome
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.retry import RetryPolicy
+from timedify.records import AttemptResult, ClaimedEvent, Outcome
 from timedify.settings import Settings
 from timedify.store import claims
-from timedify.store.claims import ClaimedEvent, WorkerIdentity
+from timedify.store.claims import WorkerIdentity
 
 log = get_logger("timedify.processing.worker")
 _FORGET_STOPPED_AFTER = timedelta(days=7)
@@ -197,11 +197,11 @@ def _log_outcome(event: ClaimedEvent, outcome: Outcome, duration: float) -> None
         "attempt": event.attempts,
         "duration_ms": round(duration * 1000, 1),
     }
-    if outcome.state in (EventState.PROCESSED, EventState.IGNORED):
+    if outcome.state.finished:
         log.info("event_processed", note=outcome.note, **fields)
-    elif outcome.state == EventState.RETRYING:
+    elif outcome.state is AttemptResult.RETRYING:
         log.warning("event_failed", error_class="webhook", error_type=outcome.error_class, **fields)
-    elif outcome.state == EventState.DEAD:
+    elif outcome.state is AttemptResult.DEAD:
         log.error(
             "event_dead_lettered", error_class="webhook", error_type=outcome.error_class, **fields
         )

@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from timedify.models import (
     ComplianceRequest,
@@ -31,7 +30,7 @@ from timedify.models import (
     Subscription,
     WebhookEvent,
 )
-from timedify.store.prepared import Prepared
+from timedify.store.prepared import Prepared, dialect_insert
 
 SHOP_REDACT = "shop/redact"
 
@@ -55,7 +54,7 @@ def _upsert(
     dialect: str, table: Any, key: str, columns: frozenset[str], given: frozenset[str]
 ) -> Prepared:
     """INSERT the `given` columns ... ON CONFLICT (key) DO UPDATE SET each of `columns`."""
-    stmt: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    stmt = dialect_insert(dialect, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[key], set_={c: stmt.excluded[c] for c in sorted(columns)}
     )

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Table,
     and_,
     bindparam,
     case,
@@ -27,7 +26,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from timedify.models import (
     PENDING_STATES,
@@ -38,29 +36,8 @@ from timedify.models import (
     WebhookEvent,
     WorkerHeartbeat,
 )
-from timedify.store.prepared import Prepared
-
-
-@dataclass(frozen=True)
-class ClaimedEvent:
-    """An event this worker holds a lease on, with what its handler needs."""
-
-    id: int
-    webhook_id: str
-    topic: str
-    shop_domain: str
-    event_id: str | None
-    triggered_at: datetime | None
-    received_at: datetime
-    payload: bytes
-    attempts: int
-    lease_token: str
-
-    @property
-    def event_key(self) -> str:
-        """The merchant action's identity: the event id, else this delivery's webhook id (W3)."""
-        return self.event_id or self.webhook_id
-
+from timedify.records import ClaimedEvent, Done
+from timedify.store.prepared import Prepared, dialect_insert
 
 _E = WebhookEvent
 # The columns a claim returns, in the order of ClaimedEvent's fields (rows become events as is).
@@ -214,17 +191,6 @@ def record_applied(conn: Connection, event: ClaimedEvent, now: datetime) -> bool
     return _ledger_insert(conn.dialect.name).execute(conn, values) == 1
 
 
-@dataclass(frozen=True)
-class Done:
-    """An event applied (or deliberately ignored) in this transaction, not yet marked so."""
-
-    event: ClaimedEvent
-    state: EventState
-    note: str | None
-    started: datetime
-    finished: datetime
-
-
 def finish(conn: Connection, done: Sequence[Done]) -> bool:
     """Mark held events processed or ignored, give up their leases and record their attempts,
     one statement of each for all of them. False when any of them was not held: the caller
@@ -296,7 +262,7 @@ def bury(
         "resolution": None,
     }
     d = DeadLetter.__table__
-    stmt = _dialect_insert(conn, d).values(values)
+    stmt = dialect_insert(conn.dialect.name, d).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["event_pk"],
@@ -397,7 +363,7 @@ def heartbeat(
         "stopped_at": now if stopped else None,
         "processed": processed,
     }
-    stmt = _dialect_insert(conn, WorkerHeartbeat.__table__).values(values)
+    stmt = dialect_insert(conn.dialect.name, WorkerHeartbeat.__table__).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["worker_id"],
@@ -414,13 +380,7 @@ def forget_stopped_workers(conn: Connection, before: datetime) -> None:
 
 @functools.cache
 def _ledger_insert(dialect: str) -> Prepared:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(AppliedEvent.__table__).on_conflict_do_nothing(
+    stmt = dialect_insert(dialect, AppliedEvent.__table__).on_conflict_do_nothing(
         index_elements=["topic", "event_key"]
     )
     return Prepared(stmt)
-
-
-def _dialect_insert(conn: Connection, table: Table | Any) -> Any:
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table)

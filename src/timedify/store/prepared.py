@@ -7,7 +7,9 @@ statement that SQLAlchemy compiles once per dialect — the same SQL text and th
 result processing of the column types as `Connection.execute` — and that then runs on the
 connection's DBAPI cursor, inside the caller's transaction. Errors are raised as SQLAlchemy's
 own exception classes, as `Connection.execute` raises them. The ingest INSERT does the same by
-hand (`store._EventInsert`).
+hand (`store.events._EventInsert`).
+
+`dialect_insert` is the one place that picks the dialect's INSERT (for ON CONFLICT clauses).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 Processor = Callable[[Any], Any] | None
 _CURSOR = "timedify.store.prepared.cursor"
+
+
+def dialect_insert(dialect: str, table: Table | Any) -> Any:
+    """The INSERT of `dialect` (named), which has `on_conflict_do_nothing`/`_do_update`."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
 
 
 @dataclass(frozen=True)
