@@ -25,6 +25,7 @@ from tests.support.servers import threaded_server
 from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
 from timedify.models import EventAttempt, EventState, UTCDateTime
+from timedify.store import retention as retention_store
 from timedify.testing import signed_webhook
 from timedify.toolkit import retention
 
@@ -235,7 +236,7 @@ def test_sqlite_cleanup_finds_old_events_through_the_retention_index(sqlite_url:
     try:
         with engine.connect() as conn:
             plan = conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + retention.NEXT_EVENTS,
+                "EXPLAIN QUERY PLAN " + retention_store.NEXT_EVENTS,
                 {"cutoff": "2026-01-01", "after_at": "", "after_id": 0, "rows": 10},
             ).all()
     finally:
@@ -272,7 +273,9 @@ def test_postgres_batches_follow_the_retention_index_without_statistics(
     """
     engine = _postgres_with_old_events(request, tmp_path, 30)
     now = datetime.now(UTC)
-    batch = text("EXPLAIN " + retention.PG_BATCH.format(select=retention.NEXT_EVENTS)).bindparams(
+    batch = text(
+        "EXPLAIN " + retention_store.PG_BATCH.format(select=retention_store.NEXT_EVENTS)
+    ).bindparams(
         bindparam("cutoff", now - timedelta(days=30), type_=UTCDateTime()),
         bindparam("after_at", now - OLD - timedelta(days=1), type_=UTCDateTime()),
         rows=400,
@@ -282,7 +285,7 @@ def test_postgres_batches_follow_the_retention_index_without_statistics(
     try:
         with engine.connect() as conn, conn.begin():
             never_analyzed = conn.execute(estimate).scalar_one() < 0
-            conn.execute(retention.PG_SETTINGS)
+            conn.execute(retention_store.PG_SETTINGS)
             plan = "\n".join(conn.execute(batch).scalars())
     finally:
         engine.dispose()
@@ -297,14 +300,14 @@ def test_postgres_batches_follow_the_retention_index_in_their_generic_plan(
     parameters, and that plan sorted the whole old range (a cleanup of 1,000,000 events fell to
     ~80 rows/s after its first 80,000)."""
     engine = _postgres_with_old_events(request, tmp_path, 3000)
-    sql = retention.PG_BATCH.format(select=retention.NEXT_EVENTS)
+    sql = retention_store.PG_BATCH.format(select=retention_store.NEXT_EVENTS)
     for number, name in enumerate(("cutoff", "after_at", "after_id", "rows"), start=1):
         sql = sql.replace(f":{name}", f"${number}")
     try:
         with engine.connect() as conn, conn.begin():
             conn.execute(text("ANALYZE webhook_events"))
             conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-            conn.execute(retention.PG_SETTINGS)
+            conn.execute(retention_store.PG_SETTINGS)
             conn.exec_driver_sql(f"PREPARE batch (timestamp, timestamp, bigint, integer) AS {sql}")
             explain = "EXPLAIN EXECUTE batch ('2026-01-01', '2025-01-01', 0, 400)"
             plan = "\n".join(conn.exec_driver_sql(explain).scalars())
@@ -328,7 +331,7 @@ def test_postgres_cleanup_plans_every_batch_with_those_settings(
     assert counts.values["events"] == 25
     batches = [i for i, sql in enumerate(statements) if sql.startswith("WITH batch AS")]
     assert len(batches) >= 3  # 10 + 10 + 5 rows
-    assert all(statements[i - 1] == str(retention.PG_SETTINGS) for i in batches)
+    assert all(statements[i - 1] == str(retention_store.PG_SETTINGS) for i in batches)
 
 
 def _postgres_with_old_events(request: pytest.FixtureRequest, tmp_path: Path, count: int) -> Engine:

@@ -187,10 +187,15 @@ def _compliance_finding(conn: Connection, thresholds: Thresholds, now: datetime)
     Two sources: request rows still open, and compliance webhooks the worker has not applied
     (pending or dead) - for those no request row exists yet, the deadline runs from receipt.
     """
+    from timedify.ingest.webhooks import COMPLIANCE_TOPICS
+    from timedify.store import reports
+
     warn_by = now + timedelta(days=thresholds.compliance_warn_days)
     crit_by = now + timedelta(days=thresholds.compliance_crit_days)
-    due_warn, due_crit = _open_requests(conn, warn_by, crit_by)
-    events_warn, events_crit = _unapplied_compliance_events(conn, warn_by, crit_by)
+    due_warn, due_crit = reports.compliance_due_by(conn, warn_by, crit_by)
+    events_warn, events_crit = reports.unapplied_compliance_due_by(
+        conn, COMPLIANCE_TOPICS, COMPLIANCE_DEADLINE, warn_by, crit_by
+    )
     due_warn, due_crit = due_warn + events_warn, due_crit + events_crit
     state = State.CRITICAL if due_crit else (State.WARNING if due_warn else State.OK)
     text = (
@@ -198,43 +203,6 @@ def _compliance_finding(conn: Connection, thresholds: Thresholds, now: datetime)
         f"days ({due_crit} within {thresholds.compliance_crit_days:g} days or overdue)"
     )
     return Finding("compliance_due", state, text, due_warn)
-
-
-def _open_requests(conn: Connection, warn_by: datetime, crit_by: datetime) -> tuple[int, int]:
-    from sqlalchemy import func, select
-
-    from timedify.models import ComplianceRequest as C
-
-    row = conn.execute(
-        select(
-            func.count().filter(C.deadline_at <= warn_by),
-            func.count().filter(C.deadline_at <= crit_by),
-        ).where(C.completed_at.is_(None))
-    ).one()
-    return int(row[0]), int(row[1])
-
-
-def _unapplied_compliance_events(
-    conn: Connection, warn_by: datetime, crit_by: datetime
-) -> tuple[int, int]:
-    from sqlalchemy import func, select
-
-    from timedify.ingest.webhooks import COMPLIANCE_TOPICS
-    from timedify.models import EventState
-    from timedify.models import WebhookEvent as E
-
-    open_states = [EventState.RECEIVED, EventState.RETRYING, EventState.PROCESSING, EventState.DEAD]
-    row = conn.execute(
-        select(
-            func.count().filter(E.received_at <= warn_by - COMPLIANCE_DEADLINE),
-            func.count().filter(E.received_at <= crit_by - COMPLIANCE_DEADLINE),
-        ).where(
-            E.topic.in_(sorted(COMPLIANCE_TOPICS)),
-            E.state.in_(open_states),
-            E.synthetic.is_(False),
-        )
-    ).one()
-    return int(row[0]), int(row[1])
 
 
 def url_finding(url: str, timeout: float = 5.0) -> Finding:

@@ -8,7 +8,6 @@ PostgreSQL) and checks integrity, the migration revision and that every table ca
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL, make_url
 
 from timedify import migrate
@@ -29,6 +28,7 @@ from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError, TimedifyError
 from timedify.models import Base
 from timedify.settings import Settings
+from timedify.store import backups
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
@@ -91,11 +91,7 @@ def _sqlite_backup(url: str, target: Path) -> None:
     source = sqlite_path(url)
     if source is None or not source.exists():
         raise BackupError(f"the SQLite database {source} does not exist")
-    with (
-        contextlib.closing(sqlite3.connect(source, timeout=10)) as src,
-        contextlib.closing(sqlite3.connect(target)) as dst,
-    ):
-        src.backup(dst, pages=1024)
+    backups.sqlite_online_copy(source, target)
 
 
 def _pg_dump(url: str, target: Path) -> None:
@@ -184,11 +180,9 @@ def _verify_sqlite(path: Path) -> VerifyResult:
         copy = Path(tmp) / "restore.sqlite3"
         shutil.copyfile(path, copy)
         try:
-            with contextlib.closing(sqlite3.connect(copy)) as conn:
-                rows = conn.execute("PRAGMA integrity_check").fetchall()
+            integrity = backups.sqlite_integrity(copy)
         except sqlite3.DatabaseError as exc:
             raise BackupError(f"{path} is corrupt: {exc}") from None
-        integrity = "; ".join(str(r[0]) for r in rows)
         if integrity != "ok":
             raise BackupError(f"{path} is corrupt: integrity_check says {integrity[:300]}")
         engine = make_engine(f"sqlite:///{copy}")
@@ -204,8 +198,7 @@ def _verify_pg(path: Path, server_url: str) -> VerifyResult:
     name = f"timedify_verify_{uuid.uuid4().hex[:12]}"
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # name is ours: hex only
+        backups.create_database(admin, name)  # name is ours: hex only
     except psycopg.Error as exc:
         raise DatabaseUnavailableError(
             f"cannot create a scratch database: {type(exc).__name__}"
@@ -221,14 +214,13 @@ def _verify_pg(path: Path, server_url: str) -> VerifyResult:
         finally:
             engine.dispose()
     finally:
-        with contextlib.suppress(psycopg.Error), psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        backups.drop_database(admin, name)
 
 
 def _inspect(conn: Connection, path: Path, kind: str, integrity: str) -> VerifyResult:
     """The migration revision (known to this code) and a row count of every table."""
     try:
-        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = backups.migration_revision(conn)
     except Exception:  # no alembic table: not a Timedify database
         raise BackupError(f"{path} holds no migration revision: not a Timedify database") from None
     if revision not in migrate.known_revisions():
@@ -236,9 +228,7 @@ def _inspect(conn: Connection, path: Path, kind: str, integrity: str) -> VerifyR
     result = VerifyResult(path, kind, str(revision), migrate.head_revision(), integrity)
     for table in Base.metadata.sorted_tables:
         try:
-            result.counts[str(table.name)] = int(
-                conn.execute(select(func.count()).select_from(table)).scalar_one()
-            )
+            result.counts[str(table.name)] = backups.count_rows(conn, table)
         except Exception as exc:  # a missing or unreadable table makes the backup unusable
             raise BackupError(
                 f"{path}: table {table.name} unreadable ({type(exc).__name__})"

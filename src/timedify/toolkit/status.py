@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from timedify.models import ComplianceRequest, EventAttempt, EventState, WebhookEvent
-from timedify.store import events
+from timedify.store import events, reports
 
-LATENCY_SAMPLE = 10_000
+# Latency percentiles are taken over the newest events only: bounded work on a big database.
+SAMPLE = 10_000
 
 
 @dataclass
@@ -65,39 +65,12 @@ def collect(conn: Connection, window: timedelta, now: datetime) -> Overview:
         activity=events.activity_by_topic(conn, since),
         dead_letters=events.dead_letters_by_topic(conn),
     )
-    overview.processing_latency = percentiles(_processing_seconds(conn, since))
-    overview.handler_latency = percentiles(_handler_seconds(conn, since))
-    c = ComplianceRequest
-    overview.compliance_open, overview.compliance_overdue = conn.execute(
-        select(func.count(), func.count().filter(c.deadline_at < now)).where(
-            c.completed_at.is_(None)
-        )
-    ).one()
+    overview.processing_latency = percentiles(reports.processing_seconds(conn, since, SAMPLE))
+    overview.handler_latency = percentiles(reports.handler_seconds(conn, since, SAMPLE))
+    overview.compliance_open, overview.compliance_overdue = reports.compliance_open_and_overdue(
+        conn, now
+    )
     return overview
-
-
-def _processing_seconds(conn: Connection, since: datetime) -> list[float]:
-    """Received -> processed, for the newest real events processed in the window."""
-    e = WebhookEvent
-    rows = conn.execute(
-        select(e.received_at, e.processed_at)
-        .where(e.state == EventState.PROCESSED, e.processed_at >= since, e.synthetic.is_(False))
-        .order_by(e.processed_at.desc())
-        .limit(LATENCY_SAMPLE)
-    )
-    return [(done - received).total_seconds() for received, done in rows if done and received]
-
-
-def _handler_seconds(conn: Connection, since: datetime) -> list[float]:
-    """Handler run time per attempt finished in the window."""
-    a = EventAttempt
-    rows = conn.execute(
-        select(a.started_at, a.finished_at)
-        .where(a.finished_at >= since)
-        .order_by(a.finished_at.desc())
-        .limit(LATENCY_SAMPLE)
-    )
-    return [(done - started).total_seconds() for started, done in rows]
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:

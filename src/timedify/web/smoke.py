@@ -12,11 +12,9 @@ are stored and processed like real ones but flagged `synthetic` and never counte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,47 +22,11 @@ from starlette.routing import Route
 
 from timedify.ingest import webhooks
 from timedify.logs import get_logger
-from timedify.models import (
-    AppliedEvent,
-    ComplianceRequest,
-    Shop,
-    ShopSession,
-    Subscription,
-    WebhookEvent,
-)
+from timedify.store import synthetic
 
 log = get_logger("timedify.toolkit.smoke")
 SIGNATURE_HEADER = "x-timedify-hmac-sha256"
 MAX_IDS = 100
-
-
-def states(conn: Connection, webhook_ids: Sequence[str]) -> dict[str, str]:
-    """webhook id -> state, for synthetic events only."""
-    e = WebhookEvent
-    rows = conn.execute(
-        select(e.webhook_id, e.state).where(e.webhook_id.in_(webhook_ids), e.synthetic.is_(True))
-    )
-    return {str(webhook_id): str(state) for webhook_id, state in rows}
-
-
-def remove(conn: Connection, webhook_ids: Sequence[str]) -> int:
-    """Delete the synthetic events and the synthetic shop's data; return the events deleted."""
-    e = WebhookEvent
-    pks = list(
-        conn.execute(
-            select(e.id).where(e.webhook_id.in_(webhook_ids), e.synthetic.is_(True))
-        ).scalars()
-    )
-    shop = webhooks.SYNTHETIC_SHOP_DOMAIN
-    if pks:
-        conn.execute(delete(AppliedEvent).where(AppliedEvent.event_pk.in_(pks)))
-        conn.execute(delete(ComplianceRequest).where(ComplianceRequest.event_pk.in_(pks)))
-        conn.execute(delete(e).where(e.id.in_(pks)))  # attempts and dead letters cascade
-    conn.execute(delete(ComplianceRequest).where(ComplianceRequest.shop_domain == shop))
-    conn.execute(delete(Subscription).where(Subscription.shop_domain == shop))
-    conn.execute(delete(ShopSession).where(ShopSession.shop_domain == shop))
-    conn.execute(delete(Shop).where(Shop.domain == shop))
-    return len(pks)
 
 
 def routes() -> list[Route]:
@@ -81,7 +43,7 @@ async def _events(request: Request) -> Response:
 
     def query() -> dict[str, str]:
         with services.read_engine.connect() as conn:
-            return states(conn, ids)
+            return synthetic.states(conn, ids)
 
     try:
         found = await run_in_threadpool(query)
@@ -104,7 +66,7 @@ async def _cleanup(request: Request) -> Response:
 
     def purge() -> int:
         with services.engine.begin() as conn:
-            return remove(conn, ids)
+            return synthetic.remove(conn, ids, webhooks.SYNTHETIC_SHOP_DOMAIN)
 
     try:
         deleted = await run_in_threadpool(purge)
