@@ -1,6 +1,6 @@
 """The baseline: a raw ASGI app that reads the body and answers 200, served like the service.
 
-`python -m bench.baseline PORT` runs it with `timedify.cli.service.uvicorn_options()`, the
+`python -m bench.baseline PORT` runs it with `timedify.web.server.uvicorn_options()`, the
 options `timedify serve` uses (loop, HTTP parser, limits), in one process, so the only
 difference between the baseline and the service is the work the service does per request.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from timedify.cli.service import uvicorn_options
+from timedify.web.server import uvicorn_options
 
 Message = MutableMapping[str, Any]
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"21")]

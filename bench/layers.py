@@ -21,12 +21,13 @@ import sys
 from typing import Any
 
 import uvicorn
+from starlette.types import Receive, Scope, Send
 
-from timedify.cli.service import uvicorn_options
-from timedify.ingest.endpoint import Receive, Scope, Send, WebhookEndpoint
+from timedify.ingest.endpoint import WebhookEndpoint
 from timedify.logs import configure_logging
 from timedify.metrics import Metrics
 from timedify.settings import load_settings
+from timedify.web.server import uvicorn_options
 
 LAYERS = ("bare", "observed")
 

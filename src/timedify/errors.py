@@ -39,3 +39,10 @@ class DatabaseUnavailableError(TimedifyError):
     """The database could not be reached or did not answer in time."""
 
     exit_code = 4
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`: enough to diagnose a driver error, and without the
+    statement and its parameters that SQLAlchemy appends on later lines."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__

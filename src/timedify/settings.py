@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def log_path(self) -> Path | None:
+        """Where LOG_FILE lines go (inside TMP_DIR), or None."""
+        return self.tmp_dir / self.log_file if self.log_file else None
+
     def webhook_secrets(self) -> tuple[bytes, ...]:
         """The secrets a webhook signature may be made with: current first, then previous (W1)."""
         secrets = [self.shopify_api_secret.get_secret_value().encode()]

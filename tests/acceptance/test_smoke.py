@@ -16,6 +16,7 @@ from tests.support.servers import threaded_server
 from tests.support.settings import SECRET, SHOP, make_settings, settings_env
 from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
+from timedify.web.app import in_process_worker
 
 
 @pytest.fixture
@@ -84,11 +85,8 @@ def test_smoke_cleanup_needs_a_signature_and_spares_real_events(
 
 def test_smoke_passes_against_a_live_service_with_a_worker(db_url: str, tmp_path: Path) -> None:
     """O7 end to end: acknowledged, forged one refused, processed by the worker, cleaned up."""
-    service = pytest.importorskip("timedify.cli.service")
-    if not hasattr(service, "in_process_worker"):
-        pytest.skip("needs the worker of issue 3 (branch `processing`), not merged yet")
     settings = make_settings(db_url, tmp_path, worker_poll_seconds=0.05)
-    with threaded_server(settings, background=[service.in_process_worker]) as (url, _app):
+    with threaded_server(settings, background=[in_process_worker]) as (url, _app):
         real = signed_webhook("app/scopes_update", SHOP, SECRET)
         assert post_webhook(url, real).status_code == 200
         result = run_cli(settings_env(db_url, tmp_path), "smoke", url, "--process-timeout", "60")

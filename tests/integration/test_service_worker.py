@@ -12,9 +12,9 @@ from tests.support.helpers import events
 from tests.support.helpers import post_webhook as post
 from tests.support.servers import threaded_server
 from tests.support.settings import SECRET, SHOP, make_settings
-from timedify.cli.service import background_services
 from timedify.ingest import webhooks
 from timedify.testing import signed_webhook
+from timedify.web.app import background_services
 
 
 def test_each_topic_is_processed_by_the_in_process_worker(db_url: str, tmp_path: Path) -> None:

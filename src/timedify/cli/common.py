@@ -26,8 +26,9 @@ def command_logging(**overrides: Any) -> Settings:
     stdout stays for the command's own output, which scripts read.
     """
     settings = load_settings(**overrides)
-    log_file = settings.tmp_dir / settings.log_file if settings.log_file else None
-    configure_logging(settings.log_level, settings.log_format, log_file, stream=sys.stderr.buffer)
+    configure_logging(
+        settings.log_level, settings.log_format, settings.log_path(), stream=sys.stderr.buffer
+    )
     return settings
 
 

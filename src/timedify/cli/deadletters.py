@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from timedify.cli import console
-from timedify.errors import DatabaseUnavailableError, TimedifyError
+from timedify.errors import TimedifyError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -43,21 +43,12 @@ def register(root: typer.Typer) -> None:
 
 @contextmanager
 def _database() -> Iterator[tuple[Settings, Engine]]:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from timedify import migrate
-    from timedify.db import engine_for
+    from timedify.cli.common import open_engine
     from timedify.settings import load_settings
 
     settings = load_settings()
-    engine = engine_for(settings)
-    try:
-        migrate.require_current(engine)
+    with open_engine(settings) as engine:
         yield settings, engine
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(f"database error: {type(exc).__name__}") from None
-    finally:
-        engine.dispose()
 
 
 @app.command(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from timedify.db import WalCheckpointer
-from timedify.errors import DatabaseUnavailableError
+from timedify.errors import DatabaseUnavailableError, describe
 from timedify.logs import get_logger, identifier
 from timedify.store import events
 
@@ -185,7 +185,7 @@ class GroupCommitter:
             "webhook_store_failed",
             error_class="db",
             error_type=type(exc).__name__,
-            error=_short(exc),
+            error=describe(exc),
         )
 
 
@@ -214,7 +214,7 @@ class _Writer:
     def _commit(self, batch: list[_Handover], size: int) -> None:
         rows = [row for handover in batch for row in handover.rows]
         try:
-            inserted = self._insert(rows)
+            inserted = self._store(rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
             self._drop_connection()
             if size > 1 and _refused_row(exc):
@@ -222,7 +222,7 @@ class _Writer:
                 self._commit_each(batch, rows)
                 return
             self._committer.record_failure(exc)
-            error = DatabaseUnavailableError(_short(exc))
+            error = DatabaseUnavailableError(describe(exc))
             self._settle(batch, [error] * size)
             return
         self._committer.committed()
@@ -239,7 +239,7 @@ class _Writer:
         outcomes: list[bool | Exception] = []
         for row in rows:
             try:
-                outcomes.append(bool(self._insert([row])))
+                outcomes.append(bool(self._store([row])))
             except Exception as exc:  # this row's own failure, answered 503 like any other
                 self._drop_connection()
                 log.error(
@@ -247,15 +247,15 @@ class _Writer:
                     error_class="db",
                     error_type=type(exc).__name__,
                     webhook_id=identifier(str(row.get("webhook_id"))[:120]),
-                    error=_short(exc),
+                    error=describe(exc),
                 )
-                outcomes.append(DatabaseUnavailableError(_short(exc)))
+                outcomes.append(DatabaseUnavailableError(describe(exc)))
         if any(not isinstance(o, Exception) for o in outcomes):
             self._committer.committed()
         self._settle(batch, outcomes)
         self._report(len(rows))
 
-    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+    def _store(self, rows: list[dict[str, Any]]) -> set[str]:
         """`events.insert_events`, asking again every 0.5 ms while SQLite's write lock is held.
 
         SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between attempts: a batch that
@@ -310,7 +310,7 @@ class _Writer:
                 raw = self._conn.connection.driver_connection
                 assert raw is not None
                 WalCheckpointer.take_over(raw)
-                # The lock is asked for by `_insert`, not by SQLite's sleeping busy handler.
+                # The lock is asked for by `_store`, not by SQLite's sleeping busy handler.
                 self._lock_wait = raw.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
                 raw.execute("PRAGMA busy_timeout = 0")
         return self._conn
@@ -349,9 +349,3 @@ def _is_sqlite(engine: Engine) -> bool:
 def _refused_row(exc: Exception) -> bool:
     """A failure caused by a row's values (PEP 249 DataError / IntegrityError), not the database."""
     return any(c.__name__ in ("DataError", "IntegrityError") for c in type(exc).__mro__)
-
-
-def _short(exc: Exception) -> str:
-    """The first line of a driver error: enough to diagnose, without statement parameters."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from timedify.errors import DatabaseUnavailableError
 from timedify.ingest import webhooks
@@ -24,10 +25,6 @@ from timedify.logs import HotLogger, get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.settings import Settings
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = get_logger("timedify.ingest.endpoint")
 accepted_log = HotLogger("timedify.ingest.endpoint")

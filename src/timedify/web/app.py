@@ -23,14 +23,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from timedify import __version__, migrate
 from timedify.db import engine_for
 from timedify.ingest import webhooks
 from timedify.ingest.committer import GroupCommitter
-from timedify.ingest.endpoint import Receive, Scope, Send, WebhookEndpoint
+from timedify.ingest.endpoint import WebhookEndpoint
 from timedify.logs import get_logger
 from timedify.metrics import Metrics
+from timedify.processing.worker import Worker
 from timedify.settings import Settings
 from timedify.store import events
 from timedify.web import smoke
@@ -88,6 +90,18 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
 
     app.services = services  # type: ignore[attr-defined]
     return app
+
+
+def background_services(settings: Settings) -> list[BackgroundFactory]:
+    """What runs beside the HTTP server: the worker, unless WORKER_IN_PROCESS=false."""
+    return [in_process_worker] if settings.worker_in_process else []
+
+
+def in_process_worker(services: Services) -> Worker:
+    """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
+    return Worker(
+        services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
+    )
 
 
 def _build_services(settings: Settings) -> Services:

@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine
 
 from timedify.db import sqlite_path
+from timedify.errors import describe
 from timedify.ingest.committer import CommitState
 from timedify.ingest.iteration import PerIteration
 from timedify.settings import Settings
@@ -184,7 +185,7 @@ class HealthProbe:
                 ms = round((time.perf_counter() - started) * 1000)
                 return _failed(writes, Check("fail", f"no answer within {ms} ms"))
             except Exception as exc:  # any driver error means the database is not usable
-                return _failed(writes, Check("fail", _describe(exc)))
+                return _failed(writes, Check("fail", describe(exc, 200)))
         stopped = self._worker_alive() is False
         last = self._last
         if last is not None and last[0] is writes and last[1] is checks and last[2] is stopped:
@@ -331,8 +332,3 @@ def _failed(writes: Check, connection: Check) -> HealthReport:
 
 def _worker_stopped() -> Check:
     return _WORKER_STOPPED
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
