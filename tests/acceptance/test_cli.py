@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
+from tests.support.cli import run_cli
 from tests.support.helpers import events
-from tests.support.servers import ServiceProcess, service_env
+from tests.support.servers import ServiceProcess
 from tests.support.settings import SHOP, settings_env
 from timedify import __version__
 from timedify.migrate import head_revision
 
 
-def timedify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "timedify", *args],
-        env=service_env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd="/",
-    )
-
-
 def test_missing_settings_stop_the_start_with_one_line_each(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "PORT": "notaport"}
-    result = timedify(env, "serve")
+    result = run_cli(env, "serve")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     for line in (
@@ -43,7 +31,7 @@ def test_missing_settings_stop_the_start_with_one_line_each(tmp_path: Path) -> N
 
 def test_serve_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
     env = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
-    result = timedify(env, "serve")
+    result = run_cli(env, "serve")
     assert result.returncode == 3
     assert "run `timedify migrate`" in result.stderr
     assert "Traceback" not in result.stderr
@@ -51,21 +39,21 @@ def test_serve_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
 
 def test_migrate_status_then_apply(tmp_path: Path) -> None:
     env = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
-    status = timedify(env, "migrate", "--status", "--json")
+    status = run_cli(env, "migrate", "--status", "--json")
     assert status.returncode == 1
     pending = orjson.loads(status.stdout)["pending"]
     assert pending[0] == "0001"
     assert pending[-1] == head_revision()
-    applied = timedify(env, "migrate")
+    applied = run_cli(env, "migrate")
     assert applied.returncode == 0, applied.stderr
-    after = timedify(env, "migrate", "--status", "--json")
+    after = run_cli(env, "migrate", "--status", "--json")
     assert after.returncode == 0
     assert orjson.loads(after.stdout)["up_to_date"] is True
 
 
 def test_migrate_reports_an_unreachable_database(tmp_path: Path) -> None:
     env = settings_env("postgresql://nobody@127.0.0.1:1/none", tmp_path)
-    result = timedify(env, "migrate")
+    result = run_cli(env, "migrate")
     assert result.returncode == 4
     assert "Traceback" not in result.stderr
 
@@ -75,13 +63,13 @@ def test_send_webhook_to_a_running_service(db_url: str, tmp_path: Path) -> None:
     env = settings_env(db_url, tmp_path, WORKER_IN_PROCESS="false")
     service = ServiceProcess(env, tmp_path / "serve.log").start()
     try:
-        sent = timedify(
+        sent = run_cli(
             env, "send-webhook", "app/uninstalled", "--url", service.url, "--shop", SHOP, "--json"
         )
         assert sent.returncode == 0, sent.stderr
         assert orjson.loads(sent.stdout)["status"] == 200
         # A topic without a path of its own goes to the unified path, where it is acknowledged.
-        other = timedify(env, "send-webhook", "orders/create", "--url", service.url, "--json")
+        other = run_cli(env, "send-webhook", "orders/create", "--url", service.url, "--json")
         assert other.returncode == 0, other.stdout
         assert orjson.loads(other.stdout)["url"] == service.url + "/webhooks"
         import httpx
@@ -95,13 +83,13 @@ def test_send_webhook_to_a_running_service(db_url: str, tmp_path: Path) -> None:
 
 def test_send_webhook_reports_an_unreachable_service(tmp_path: Path) -> None:
     env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
-    result = timedify(env, "send-webhook", "shop/redact", "--url", "http://127.0.0.1:9")
+    result = run_cli(env, "send-webhook", "shop/redact", "--url", "http://127.0.0.1:9")
     assert result.returncode == 4
     assert "could not reach" in result.stderr
 
 
 def test_version_prints_and_exits_0(tmp_path: Path) -> None:
-    result = timedify({}, "--version")
+    result = run_cli({}, "--version")
     assert result.returncode == 0
     assert result.stdout.strip() == __version__
 
@@ -110,11 +98,11 @@ def test_a_database_newer_than_the_code_is_a_clear_error(tmp_path: Path) -> None
     """A rollback onto a database a newer release migrated: one line, exit 3, no traceback."""
     db = tmp_path / "new.sqlite3"
     env = settings_env(f"sqlite:///{db}", tmp_path)
-    assert timedify(env, "migrate").returncode == 0
+    assert run_cli(env, "migrate").returncode == 0
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
     for command in (["migrate"], ["migrate", "--status"], ["serve"]):
-        result = timedify(env, *command)
+        result = run_cli(env, *command)
         assert result.returncode == 3, command
         assert "newer release" in result.stderr
         assert "Traceback" not in result.stderr

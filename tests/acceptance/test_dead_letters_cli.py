@@ -14,15 +14,13 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tests.acceptance.test_cli import timedify
-from tests.integration.test_worker import BROKEN
+from tests.support.cli import run_cli
+from tests.support.handlers import BROKEN, EMAIL
 from tests.support.helpers import drain, store_event, table_rows
 from tests.support.settings import SHOP, make_settings, settings_env
 from timedify.cli import app
 from timedify.errors import TimedifyError
 from timedify.models import DeadLetter
-
-EMAIL = "john@example.com"
 
 
 def run(env: dict[str, str], *args: str) -> SimpleNamespace:
@@ -39,9 +37,7 @@ def run(env: dict[str, str], *args: str) -> SimpleNamespace:
 def test_list_show_replay_cleanup(db_url: str, tmp_path: Path) -> None:
     settings = make_settings(db_url, tmp_path, retry_max_attempts=2, retry_base_seconds=0.01)
     env = settings_env(db_url, tmp_path)
-    timedify = run
-
-    empty = timedify(env, "dead-letters", "list")
+    empty = run(env, "dead-letters", "list")
     assert empty.returncode == 0
     assert "no dead letters" in empty.stdout
 
@@ -49,54 +45,52 @@ def test_list_show_replay_cleanup(db_url: str, tmp_path: Path) -> None:
     store_event(db_url, "app_subscriptions/update", SHOP, payload={"nothing": "useful"})
     store_event(db_url, "customers/redact", SHOP)
     drain(settings, BROKEN)
-    listed = timedify(env, "dead-letters", "list", "--json")
+    listed = run(env, "dead-letters", "list", "--json")
     assert listed.returncode == 0
     items = {i["topic"]: i for i in orjson.loads(listed.stdout)}
     assert set(items) == {"app_subscriptions/update", "customers/redact"}
     assert items["customers/redact"]["attempts"] == 2
     assert EMAIL not in listed.stdout
 
-    human = timedify(env, "dead-letters", "list", "--topic", "customers/redact")
+    human = run(env, "dead-letters", "list", "--topic", "customers/redact")
     assert human.returncode == 0
     assert "customers/redact" in human.stdout
     assert "app_subscriptions/update" not in human.stdout
 
     bad, curable = items["app_subscriptions/update"]["id"], items["customers/redact"]["id"]
-    shown = timedify(env, "dead-letters", "show", str(curable), "--json")
+    shown = run(env, "dead-letters", "show", str(curable), "--json")
     assert shown.returncode == 0
     detail = orjson.loads(shown.stdout)
     assert [a["outcome"] for a in detail["attempt_log"]] == ["retrying", "dead"]
     assert "customer" in detail["payload_keys"]
     assert EMAIL not in shown.stdout  # never the payload, never the customer's data
-    assert timedify(env, "dead-letters", "show", str(curable)).returncode == 0
+    assert run(env, "dead-letters", "show", str(curable)).returncode == 0
 
-    missing = timedify(env, "dead-letters", "show", "999999")
+    missing = run(env, "dead-letters", "show", "999999")
     assert missing.returncode == 5
     assert "no dead letter with id 999999" in str(missing.error)
 
-    failed = timedify(env, "dead-letters", "replay", str(bad))
+    failed = run(env, "dead-letters", "replay", str(bad))
     assert failed.returncode == 1
     assert "still dead" in failed.stdout
     row = next(d for d in table_rows(db_url, DeadLetter) if d["id"] == bad)
     assert (row["replays"], row["attempts"], row["resolved_at"]) == (1, 3, None)
     assert row["error"].startswith("InvalidPayload")
 
-    fixed = timedify(
-        env, "dead-letters", "replay", "--all", "--topic", "customers/redact", "--json"
-    )
+    fixed = run(env, "dead-letters", "replay", "--all", "--topic", "customers/redact", "--json")
     assert fixed.returncode == 0
     assert [(r["id"], r["ok"]) for r in orjson.loads(fixed.stdout)] == [(curable, True)]
-    assert timedify(env, "dead-letters", "replay", str(curable)).returncode == 5
+    assert run(env, "dead-letters", "replay", str(curable)).returncode == 5
 
-    cleaned = timedify(env, "dead-letters", "cleanup", "--older-than", "0s", "--json")
+    cleaned = run(env, "dead-letters", "cleanup", "--older-than", "0s", "--json")
     assert cleaned.returncode == 0
     assert orjson.loads(cleaned.stdout)["deleted"] == 1
     assert [d["id"] for d in table_rows(db_url, DeadLetter)] == [bad]
 
     # The malformed one can never apply: dismissed, it no longer counts as unresolved.
-    assert timedify(env, "dead-letters", "dismiss", str(bad)).returncode == 0
-    assert timedify(env, "dead-letters", "dismiss", str(bad)).returncode == 5
-    assert orjson.loads(timedify(env, "dead-letters", "list", "--json").stdout) == []
+    assert run(env, "dead-letters", "dismiss", str(bad)).returncode == 0
+    assert run(env, "dead-letters", "dismiss", str(bad)).returncode == 5
+    assert orjson.loads(run(env, "dead-letters", "list", "--json").stdout) == []
     [row] = table_rows(db_url, DeadLetter)
     assert row["resolution"] == "dismissed"
 
@@ -115,11 +109,11 @@ def test_exit_codes_of_the_real_command(tmp_path: Path, sqlite_url: str) -> None
         (["cleanup", "--older-than", "soon"], 1, "invalid duration"),
     ]
     for args, code, text in cases:
-        result: subprocess.CompletedProcess[str] = timedify(env, "dead-letters", *args)
+        result: subprocess.CompletedProcess[str] = run_cli(env, "dead-letters", *args)
         assert result.returncode == code, args
         assert text in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
-    assert "Exit codes" in timedify(env, "dead-letters", "replay", "--help").stdout
+    assert "Exit codes" in run(env, "dead-letters", "replay", "--help").stdout
 
 
 @pytest.mark.parametrize("command", ["list", "show", "replay", "dismiss", "cleanup"])

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.test_outage import sqlite_locked_by_another_process
 from tests.support.figures import record
 from tests.support.helpers import events
 from tests.support.load import LoadResult, deliver, scaled
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
 from tests.support.settings import SECRET, SHOP, make_settings
+from tests.support.sqlite_lock import sqlite_locked_by_another_process
 from timedify.db import sqlite_path
 from timedify.testing import signed_webhook
 

@@ -121,3 +121,23 @@ __all__ = [
     "heartbeat",
     "insert_rows",
 ]
+
+
+def received_row(webhook_id: str, received_at: datetime | None = None) -> dict[str, Any]:
+    """An event row as the ingest stores it (state received), for the store's own tests."""
+    now = received_at or datetime.now(UTC)
+    return {
+        "webhook_id": webhook_id,
+        "topic": "app/uninstalled",
+        "shop_domain": "demo-shop.myshopify.com",
+        "event_id": str(uuid.uuid4()),
+        "triggered_at": now - timedelta(seconds=1),
+        "api_version": "2025-10",
+        "received_at": now,
+        "payload": b'{"id": 1}',
+        "state": EventState.RECEIVED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "processed_at": None,
+        "synthetic": False,
+    }

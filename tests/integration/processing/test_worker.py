@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
+from tests.support.handlers import BROKEN, EMAIL
 from tests.support.helpers import drain, events, store_event, store_events, table_rows
 from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
@@ -30,20 +31,6 @@ from timedify.settings import Settings
 from timedify.store import claims
 from timedify.store import events as event_store
 from timedify.testing import signed_webhook
-
-EMAIL = "john@example.com"
-
-
-class Broken(Exception):
-    pass
-
-
-def broken(_conn: Connection, _event: ClaimedEvent, _now: datetime) -> str | None:
-    # The message quotes a payload value, as careless exceptions do: it must not be stored.
-    raise Broken(f"cannot handle customer {EMAIL}")
-
-
-BROKEN: Mapping[str, Handler] = {**HANDLERS, "customers/redact": broken}
 
 
 @pytest.fixture

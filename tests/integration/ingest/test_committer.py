@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.integration.test_store_insert import _row
 from tests.support.helpers import events
+from tests.support.rows import received_row
 from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError
 from timedify.ingest.committer import GroupCommitter, QueueFullError
@@ -31,8 +31,8 @@ def running(url: str, *, writers: int = 1, **engine_options: Any) -> Iterator[Gr
 
 
 def test_a_refused_row_fails_alone(db_url: str) -> None:
-    good = [_row(str(uuid.uuid4())) for _ in range(4)]
-    bad = {**_row(str(uuid.uuid4())), "topic": None}  # NOT NULL: refused on both databases
+    good = [received_row(str(uuid.uuid4())) for _ in range(4)]
+    bad = {**received_row(str(uuid.uuid4())), "topic": None}  # NOT NULL: refused on both databases
     with running(db_url) as committer:
 
         async def submit_together() -> list[bool | BaseException]:
@@ -52,7 +52,7 @@ def test_the_database_down_fails_the_whole_batch() -> None:
     with running(nowhere, connect_timeout_s=1) as committer:
 
         async def submit() -> list[bool | BaseException]:
-            futures = [committer.submit(_row(str(uuid.uuid4()))) for _ in range(3)]
+            futures = [committer.submit(received_row(str(uuid.uuid4()))) for _ in range(3)]
             return await asyncio.gather(*futures, return_exceptions=True)
 
         outcomes = asyncio.run(submit())
@@ -63,7 +63,7 @@ def test_the_database_down_fails_the_whole_batch() -> None:
 def test_several_writers_commit_every_row_once(db_url: str) -> None:
     """PostgreSQL writers take turns from one queue (SQLite keeps one): each row is committed
     once, each request learns whether its webhook was new, a repeat in flight is a duplicate."""
-    rows = [_row(str(uuid.uuid4())) for _ in range(300)]
+    rows = [received_row(str(uuid.uuid4())) for _ in range(300)]
     with running(db_url, writers=3) as committer:
 
         async def submit_in_waves() -> list[bool | BaseException]:
@@ -89,7 +89,7 @@ def test_a_write_lock_held_elsewhere_is_waited_for_not_failed(sqlite_url: str) -
     as the very first batch, before the writer has a connection."""
     path = sqlite_path(sqlite_url)
     assert path is not None
-    row = _row(str(uuid.uuid4()))
+    row = received_row(str(uuid.uuid4()))
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         with running(sqlite_url) as committer:
@@ -117,16 +117,16 @@ def test_a_full_queue_refuses_until_the_writers_catch_up(sqlite_url: str) -> Non
     committer = GroupCommitter(engine, max_queue=5)  # not started yet: nothing settles
 
     async def scenario() -> None:
-        waiting = [committer.submit(_row(str(uuid.uuid4()))) for _ in range(5)]
+        waiting = [committer.submit(received_row(str(uuid.uuid4()))) for _ in range(5)]
         try:
-            committer.submit(_row(str(uuid.uuid4())))
+            committer.submit(received_row(str(uuid.uuid4())))
         except QueueFullError:
             pass
         else:
             raise AssertionError("a sixth row was queued past the bound of five")
         committer.start()
         assert await asyncio.gather(*waiting) == [True] * 5
-        assert await committer.submit(_row(str(uuid.uuid4()))) is True
+        assert await committer.submit(received_row(str(uuid.uuid4()))) is True
 
     try:
         asyncio.run(scenario())

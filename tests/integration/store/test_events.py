@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection
 
 from tests.support.helpers import events
+from tests.support.rows import received_row
 from timedify.db import WalCheckpointer, make_engine, sqlite_path
 from timedify.models import EventState
 from timedify.store import events as event_store
-
-
-def _row(webhook_id: str, received_at: datetime | None = None) -> dict[str, Any]:
-    now = received_at or datetime.now(UTC)
-    return {
-        "webhook_id": webhook_id,
-        "topic": "app/uninstalled",
-        "shop_domain": "demo-shop.myshopify.com",
-        "event_id": str(uuid.uuid4()),
-        "triggered_at": now - timedelta(seconds=1),
-        "api_version": "2025-10",
-        "received_at": now,
-        "payload": b'{"id": 1}',
-        "state": EventState.RECEIVED,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "processed_at": None,
-        "synthetic": False,
-    }
 
 
 def _autocommit(db_url: str) -> Connection:
@@ -44,7 +24,7 @@ def test_new_ids_are_reported_and_durable_at_once(db_url: str) -> None:
     """W4: on the committer's autocommit connection the rows are committed when it returns."""
     conn = _autocommit(db_url)
     try:
-        rows = [_row(f"id-{i}") for i in range(5)]
+        rows = [received_row(f"id-{i}") for i in range(5)]
         assert event_store.insert_events(conn, rows) == {f"id-{i}" for i in range(5)}
         stored = events(db_url)  # another engine, another connection
     finally:
@@ -63,7 +43,7 @@ def test_every_value_reads_back_as_it_was_given(db_url: str) -> None:
     shared = datetime.now(UTC)
     rows = [
         {
-            **_row("values-1", received_at=shared),
+            **received_row("values-1", received_at=shared),
             "event_id": None,
             "triggered_at": offset,
             "payload": b'{"name":"\\u00e9\\"x", "q": "a,b{c}"}',
@@ -71,7 +51,7 @@ def test_every_value_reads_back_as_it_was_given(db_url: str) -> None:
             "processed_at": offset,
             "synthetic": True,
         },
-        {**_row("values-2", received_at=shared), "triggered_at": None, "attempts": 3},
+        {**received_row("values-2", received_at=shared), "triggered_at": None, "attempts": 3},
     ]
     conn = _autocommit(db_url)
     try:
@@ -88,9 +68,9 @@ def test_ids_stored_before_or_repeated_in_the_batch_are_not_new(db_url: str) -> 
     """W3: a redelivered id is not stored again; in one batch the first occurrence wins."""
     conn = _autocommit(db_url)
     try:
-        first = _row("seen", datetime.now(UTC) - timedelta(minutes=5))
+        first = received_row("seen", datetime.now(UTC) - timedelta(minutes=5))
         assert event_store.insert_events(conn, [first]) == {"seen"}
-        batch = [_row("a"), _row("seen"), _row("b"), _row("a")]
+        batch = [received_row("a"), received_row("seen"), received_row("b"), received_row("a")]
         assert event_store.insert_events(conn, batch) == {"a", "b"}
         stored = {e["webhook_id"]: e for e in events(db_url)}
     finally:
@@ -105,8 +85,8 @@ def test_batches_larger_than_one_statement(db_url: str) -> None:
     conn = _autocommit(db_url)
     count = event_store.MAX_ROWS_PER_STATEMENT * 2 + 7
     try:
-        rows = [_row(f"bulk-{i}") for i in range(count)]
-        rows.append(_row("bulk-3"))  # a repeat in a later statement of the same batch
+        rows = [received_row(f"bulk-{i}") for i in range(count)]
+        rows.append(received_row("bulk-3"))  # a repeat in a later statement of the same batch
         assert len(event_store.insert_events(conn, rows)) == count
     finally:
         conn.close()
@@ -117,7 +97,7 @@ def test_inside_a_caller_transaction_a_rollback_stores_nothing(db_url: str) -> N
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn, conn.begin() as transaction:
-            assert event_store.insert_events(conn, [_row("rolled-back")]) == {"rolled-back"}
+            assert event_store.insert_events(conn, [received_row("rolled-back")]) == {"rolled-back"}
             transaction.rollback()
     finally:
         engine.dispose()
@@ -147,7 +127,7 @@ def test_the_checkpointer_moves_committed_rows_into_the_database_file(sqlite_url
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         WalCheckpointer.take_over(conn.connection.driver_connection)
-        event_store.insert_events(conn, [_row(f"wal-{i}") for i in range(20)])
+        event_store.insert_events(conn, [received_row(f"wal-{i}") for i in range(20)])
         assert _rows_in_database_file(path) == 0, "committed to the WAL only"
         checkpointer.committed()
         deadline = time.monotonic() + 10

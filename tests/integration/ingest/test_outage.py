@@ -5,11 +5,7 @@ Each test owns the database it breaks (its own SQLite file or its own PostgreSQL
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,37 +14,9 @@ from tests.support.helpers import events, post_webhook
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import threaded_server
 from tests.support.settings import SECRET, SHOP, make_settings
+from tests.support.sqlite_lock import sqlite_locked_by_another_process
 from timedify.db import sqlite_path
 from timedify.testing import signed_webhook
-
-LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("ROLLBACK")
-"""
-
-
-@contextmanager
-def sqlite_locked_by_another_process(path: Path) -> Iterator[None]:
-    """Another process holds SQLite's write lock until the block ends."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    assert proc.stdout.readline().strip() == "locked"
-    try:
-        yield
-    finally:
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        proc.wait(10)
 
 
 def timed_post(url: str, topic: str = "app/uninstalled") -> tuple[httpx.Response, float, str]:
