@@ -1,0 +1,42 @@
+"""`timedify send-webhook` against a running service and an unreachable one (O11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from tests.support.cli import run_cli
+from tests.support.helpers import events
+from tests.support.servers import ServiceProcess
+from tests.support.settings import SHOP, settings_env
+
+
+def test_send_webhook_to_a_running_service(db_url: str, tmp_path: Path) -> None:
+    """The README's quick start: serve, send a signed webhook, 200; unsigned is 401."""
+    env = settings_env(db_url, tmp_path, WORKER_IN_PROCESS="false")
+    service = ServiceProcess(env, tmp_path / "serve.log").start()
+    try:
+        sent = run_cli(
+            env, "send-webhook", "app/uninstalled", "--url", service.url, "--shop", SHOP, "--json"
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert orjson.loads(sent.stdout)["status"] == 200
+        # A topic without a path of its own goes to the unified path, where it is acknowledged.
+        other = run_cli(env, "send-webhook", "orders/create", "--url", service.url, "--json")
+        assert other.returncode == 0, other.stdout
+        assert orjson.loads(other.stdout)["url"] == service.url + "/webhooks"
+        import httpx
+
+        unsigned = httpx.post(service.url + "/webhooks/app/uninstalled", content=b"{}")
+        assert unsigned.status_code == 401
+    finally:
+        assert service.stop_gracefully()
+    assert sorted(e["topic"] for e in events(db_url)) == ["app/uninstalled", "orders/create"]
+
+
+def test_send_webhook_reports_an_unreachable_service(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    result = run_cli(env, "send-webhook", "shop/redact", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 4
+    assert "could not reach" in result.stderr
