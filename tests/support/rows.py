@@ -111,18 +111,6 @@ def heartbeat(db_url: str) -> None:
     )
 
 
-__all__ = [
-    "ComplianceRequest",
-    "DeadLetter",
-    "WebhookEvent",
-    "compliance_row",
-    "dead_letter_row",
-    "event_row",
-    "heartbeat",
-    "insert_rows",
-]
-
-
 def received_row(webhook_id: str, received_at: datetime | None = None) -> dict[str, Any]:
     """An event row as the ingest stores it (state received), for the store's own tests."""
     now = received_at or datetime.now(UTC)
@@ -141,3 +129,16 @@ def received_row(webhook_id: str, received_at: datetime | None = None) -> dict[s
         "processed_at": None,
         "synthetic": False,
     }
+
+
+__all__ = [
+    "ComplianceRequest",
+    "DeadLetter",
+    "WebhookEvent",
+    "compliance_row",
+    "dead_letter_row",
+    "event_row",
+    "heartbeat",
+    "insert_rows",
+    "received_row",
+]
