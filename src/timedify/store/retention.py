@@ -43,9 +43,8 @@ NEXT_EVENTS = _SELECT_EVENTS + " AND (received_at, id) > (:after_at, :after_id)"
 # PostgreSQL: a batch is one statement. The batch is locked (no worker or replay changes it
 # until the deletes; a row some worker holds, a synthetic event being processed, waits for the
 # next run), its children and then its events deleted, and only the walk's new position comes
-# back: sending up to 20,000 ids to the client and back three times cost about as much as the
-# deletes themselves. With the planner settings below: ~28,000 -> ~73,000 rows/s with `--duty 1`
-# and no other load (docs/benchmarks.md).
+# back: sending the ids to the client and back three times cost about as much as the deletes
+# themselves (docs/benchmarks.md, retention).
 PG_BATCH = """WITH batch AS ({select} FOR UPDATE SKIP LOCKED),
 attempts AS (DELETE FROM event_attempts WHERE event_pk IN (SELECT id FROM batch)),
 letters AS (DELETE FROM dead_letters WHERE event_pk IN (SELECT id FROM batch)),
@@ -55,11 +54,10 @@ ORDER BY received_at DESC, id DESC LIMIT 1"""
 # For each batch's transaction. enable_sort: the walk must follow the retention index. Planned
 # otherwise - from statistics older than the rows (a bulk import, autovacuum behind), or as the
 # generic plan PostgreSQL may settle on once psycopg has prepared the statement (its sixth run) -
-# every batch scans and sorts the whole old range: ~90 ms per batch of 400 rows, and a cleanup
-# of 1,000,000 events fell to ~80 rows/s after its first 80,000. With no sort allowed the index
-# is the only ordered path, whatever the statistics and the plan cache. (An ANALYZE at the start
-# covered only the statistics, for 0.3-0.5 s and with the table's ownership.) jit: a batch's
-# estimated cost passes jit_above_cost, and compiling it took longer than a tenth of its work.
+# every batch scans and sorts the whole old range, and a big cleanup slows to a crawl. With no
+# sort allowed the index is the only ordered path, whatever the statistics and the plan cache
+# (an ANALYZE at the start covers only the statistics, and needs the table's ownership). jit: a
+# batch's estimated cost passes jit_above_cost, and compiling it costs more than it saves.
 PG_SETTINGS = text("SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
 
 

@@ -34,8 +34,7 @@ RULES = ("dead_letters", "events", "compliance_reports")
 POSTGRES_BATCH_SECONDS = 0.2
 # The share of the time a cleanup works unless told (`Policy.duty`). SQLite: the service's
 # commits need the one write lock between batches. PostgreSQL: row locks never hold an ingest
-# commit back, and under ack load, pausing half the time left the acks' p99 where it was (12-13
-# ms either way) while it halved the rows deleted per second (docs/benchmarks.md).
+# commit back, so pausing only slows the cleanup (measured: docs/benchmarks.md, retention).
 DEFAULT_DUTY = {"sqlite": 0.5, "postgresql": 1.0}
 
 
@@ -52,8 +51,8 @@ class Policy:
     dead_letter_days: int = 30
     compliance_days: int = 30
     batch_size: int = 20_000
-    # An acknowledgement that meets a batch on SQLite waits for it: 2 ms slices kept the ack p99
-    # during a cleanup at 8.6-13.8 ms where 5 ms ones gave 12.5-14.6 (docs/benchmarks.md).
+    # An acknowledgement that meets a batch on SQLite waits for it: short slices keep the ack
+    # p99 low during a cleanup (2 ms against 5 ms: docs/benchmarks.md, retention).
     batch_seconds: float = 0.002
     duty: float | None = None
 
