@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from timedify.settings import Settings
+from timedify.store import sqlite_pragmas
 
 
 def make_engine(
@@ -104,13 +105,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if not read_only:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
+        sqlite_pragmas.on_connect(dbapi_conn, busy_timeout_ms, read_only)
 
     # pysqlite's implicit BEGIN is deferred, and a deferred reader that later writes fails with
     # SQLITE_BUSY at once instead of waiting; writers take the lock up front and wait instead.
@@ -143,7 +138,7 @@ class WalCheckpointer:
     @staticmethod
     def take_over(dbapi_connection: Any) -> None:
         """Stop `dbapi_connection` from checkpointing by itself (this thread does it)."""
-        dbapi_connection.execute("PRAGMA wal_autocheckpoint = 0")
+        sqlite_pragmas.disable_autocheckpoint(dbapi_connection)
 
     def committed(self) -> None:
         """A commit happened: a checkpoint is due within `interval` seconds."""
@@ -169,7 +164,7 @@ class WalCheckpointer:
         try:
             raw = self._engine.raw_connection()
             try:
-                raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                sqlite_pragmas.checkpoint_passive(raw)
             finally:
                 raw.close()
         except Exception:  # noqa: S110 - the next commit asks again; writes do not depend on it

@@ -47,14 +47,14 @@ def status(
         view = overview.collect(conn, timedelta(hours=hours), datetime.now(UTC))
     head = migrate.head_revision()
     if json:
-        doc: dict[str, Any] = view.to_json()
-        doc.update(
-            database="sqlite" if settings.is_sqlite else "postgresql",
-            head=head,
-            health=health,
-            config_errors=[c.name for c in checks if c.ok is False],
-            window_hours=hours,
-        )
+        doc: dict[str, Any] = {
+            **view.to_json(),
+            "database": "sqlite" if settings.is_sqlite else "postgresql",
+            "head": head,
+            "health": health,
+            "config_errors": [c.name for c in checks if c.ok is False],
+            "window_hours": hours,
+        }
         console.print_json(doc)
         return
     view.heartbeat_stale_seconds = settings.health_heartbeat_stale_seconds

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from timedify.db import WalCheckpointer
 from timedify.errors import DatabaseUnavailableError, describe
 from timedify.logs import get_logger, identifier
-from timedify.store import events
+from timedify.store import events, sqlite_pragmas
 
 _STOP = object()
 log = get_logger("timedify.ingest.endpoint")
@@ -311,8 +311,7 @@ class _Writer:
                 assert raw is not None
                 WalCheckpointer.take_over(raw)
                 # The lock is asked for by `_store`, not by SQLite's sleeping busy handler.
-                self._lock_wait = raw.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
-                raw.execute("PRAGMA busy_timeout = 0")
+                self._lock_wait = sqlite_pragmas.take_busy_timeout(raw)
         return self._conn
 
     def _drop_connection(self) -> None:

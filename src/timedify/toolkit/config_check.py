@@ -49,8 +49,8 @@ def raw_values(env_file: Path | None, environ: Mapping[str, str] | None = None) 
     """The values as the service would see them: the `.env` file, overridden by the environment."""
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
-        values.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update({k.upper(): v for k, v in (os.environ if environ is None else environ).items()})
+        values |= {k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None}
+    values |= {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
     return values
 
 
