@@ -111,7 +111,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine
     # SQLITE_BUSY at once instead of waiting; writers take the lock up front and wait instead.
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if not read_only else "BEGIN")
+        sqlite_pragmas.begin(conn, immediate=not read_only)
 
     return engine
 

@@ -1,4 +1,4 @@
-"""The PRAGMAs Timedify sets on its SQLite connections: durability, waits, checkpoints.
+"""The PRAGMAs and BEGIN Timedify runs on its SQLite connections: durability, waits, checkpoints.
 
 `timedify.db` decides when each applies (every connection, the group committer's own, the
 checkpointer thread); the statements themselves are here, with the rest of the SQL.
@@ -18,6 +18,11 @@ def on_connect(dbapi_conn: Any, busy_timeout_ms: int, read_only: bool) -> None:
         cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def begin(conn: Any, *, immediate: bool) -> None:
+    """Start a transaction: IMMEDIATE takes the write lock now (and waits for it)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def disable_autocheckpoint(dbapi_conn: Any) -> None:
