@@ -26,8 +26,15 @@ def threaded_server(
     settings: Settings, background: list[BackgroundFactory] | None = None
 ) -> Iterator[tuple[str, Any]]:
     """Serve `create_app(settings)` with uvicorn in a thread; yield (base URL, app)."""
-    port = free_port()
     app = create_app(settings, background=background)
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve the ASGI `app` with uvicorn in a thread of this process; yield its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -46,7 +53,7 @@ def threaded_server(
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", app
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(15)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 
 from tests.support.fake_shopify import admin, oauth
 from tests.support.fake_shopify.state import State
 from tests.support.pgcluster import free_port
+from tests.support.servers import serve_in_thread
 
 
 def build_app(state: State) -> Starlette:
@@ -33,19 +31,5 @@ class FakeShopify:
 def running(state: State | None = None, port: int | None = None) -> Iterator[FakeShopify]:
     """Serve a fake Shopify for the duration of the block."""
     fake = FakeShopify(state or State(), port or free_port())
-    config = uvicorn.Config(
-        build_app(fake.state), host="127.0.0.1", port=fake.port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("fake Shopify did not start")
-        time.sleep(0.01)
-    try:
+    with serve_in_thread(build_app(fake.state), fake.port):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
