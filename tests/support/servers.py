@@ -23,11 +23,11 @@ from timedify.web.app import BackgroundFactory, create_app
 
 @contextmanager
 def threaded_server(
-    settings: Settings, background: list[BackgroundFactory] | None = None
+    settings: Settings, background: list[BackgroundFactory] | None = None, **app_options: Any
 ) -> Iterator[tuple[str, Any]]:
-    """Serve `create_app(settings)` with uvicorn in a thread; yield (base URL, app)."""
+    """Serve `create_app(settings, **app_options)` with uvicorn in a thread; yield (URL, app)."""
     port = free_port()
-    app = create_app(settings, background=background)
+    app = create_app(settings, background=background, **app_options)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
