@@ -9,6 +9,7 @@ A failure is one exception type carrying a short reason, never the token.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ ALGORITHM = "HS256"
 # The claims a decision or the result depends on; others Shopify sends (iat, jti, sid, sig)
 # are not needed here, so their absence is no reason to lock a merchant out.
 REQUIRED_CLAIMS = ("iss", "dest", "aud", "sub", "exp", "nbf")
+
+# The HMAC key is the app secret Shopify issued: its length is not ours to choose, and PyJWT's
+# warning about short keys would be a plain-text line among the service's JSON logs.
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 
 class InvalidSessionToken(Exception):
