@@ -113,6 +113,7 @@ class AppHome:
             session = self._verifier.verify(id_token)
         except InvalidSessionToken as exc:
             if exc.expired:  # only stale: a fresh token fixes it
+                self._log.info("app_home_bounced", shop=shop, reason=exc.reason)
                 return self._without_token(request, shop)
             return self._refuse(request, 401, exc.reason, locale)
         if session.shop != shop:

@@ -274,6 +274,7 @@ def test_an_expired_token_inside_the_admin_fetches_a_fresh_one(home: Home) -> No
     location = urlsplit(response.headers["location"])
     assert location.path == "/auth/session-token"
     assert "id_token" not in parse_qs(urlsplit(parse_qs(location.query)["shopify-reload"][0]).query)
+    wait_for_line(home.log, "app_home_bounced", reason="expired")
 
 
 def test_a_token_of_another_shop_is_refused(home: Home) -> None:
