@@ -1,4 +1,4 @@
-"""Stand-ins for the app home's two dependencies, and a log file to read its lines from.
+"""Stand-ins for the app home's two dependencies, its log lines, and a reader of its pages.
 
 `StubExchanger` and `StubBilling` implement the `TokenExchanger` and `BillingReader` protocols
 with fixed answers (or a fixed failure), recording every call, so the tests of the page need
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,31 @@ def wait_for_line(path: Path, event: str, timeout: float = 5, **fields: Any) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"no {event} {fields} in {log_lines(path)}")
         time.sleep(0.02)
+
+
+class Page(HTMLParser):
+    """The elements of a page in document order: (tag, attributes, in <head>)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None], bool]] = []
+        self._in_head = False
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "head":
+            self._in_head = True
+        self.elements.append((tag, dict(attrs), self._in_head))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self._in_head = False
+
+    def head(self) -> list[tuple[str, dict[str, str | None]]]:
+        return [(tag, attrs) for tag, attrs, in_head in self.elements if in_head and tag != "head"]
+
+    def by_id(self, element_id: str) -> dict[str, str | None]:
+        return next(attrs for _t, attrs, _h in self.elements if attrs.get("id") == element_id)
+
+    def scripts(self) -> list[str | None]:
+        return [attrs.get("src") for tag, attrs, _h in self.elements if tag == "script"]

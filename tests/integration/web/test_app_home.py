@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.app_home import (
+    Page,
     StubBilling,
     StubExchanger,
     log_lines,
@@ -73,34 +73,6 @@ def home(db_url: str, tmp_path: Path) -> Iterator[Home]:
 
 def _token(shop: str = SHOP, **options: Any) -> str:
     return session_token(shop, secret=options.pop("secret", SECRET), api_key=API_KEY, **options)
-
-
-class _Page(HTMLParser):
-    """The elements of a page in document order: (tag, attributes, in <head>)."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None], bool]] = []
-        self._in_head = False
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "head":
-            self._in_head = True
-        self.elements.append((tag, dict(attrs), self._in_head))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "head":
-            self._in_head = False
-
-    def head(self) -> list[tuple[str, dict[str, str | None]]]:
-        return [(tag, attrs) for tag, attrs, in_head in self.elements if in_head and tag != "head"]
-
-    def by_id(self, element_id: str) -> dict[str, str | None]:
-        return next(attrs for _t, attrs, _h in self.elements if attrs.get("id") == element_id)
-
-    def scripts(self) -> list[str | None]:
-        return [attrs.get("src") for tag, attrs, _h in self.elements if tag == "script"]
 
 
 def _assert_html(response: httpx.Response, csp: str) -> None:
@@ -164,7 +136,7 @@ def test_a_request_without_a_valid_shop_and_host_is_refused(
     response = home.get("/app", {**params, "id_token": _token()})
     assert response.status_code == 400
     _assert_html(response, NOBODY)
-    assert _Page(response.text).by_id("error")["data-reason"] == reason
+    assert Page(response.text).by_id("error")["data-reason"] == reason
     wait_for_line(home.log, "app_home_rejected", reason=reason, status=400)
     assert home.exchanger.calls == []
 
@@ -177,7 +149,7 @@ def test_a_verified_request_renders_the_page(home: Home) -> None:
     response = home.app(embedded="1", id_token=token)
     assert response.status_code == 200
     _assert_html(response, SHOP_FRAMES)
-    page = _Page(response.text)
+    page = Page(response.text)
     head = page.head()
     assert head[0][0] == "meta"  # charset
     assert head[1] == ("meta", {"name": "shopify-api-key", "content": API_KEY})
@@ -199,7 +171,7 @@ def test_a_verified_request_renders_the_page(home: Home) -> None:
 def test_without_an_active_subscription_the_page_leads_to_the_plan_page(home: Home) -> None:
     home.billing.state = subscription(active=False)
     response = home.app(embedded="1", id_token=_token())
-    page = _Page(response.text)
+    page = Page(response.text)
     assert page.by_id("subscription-state")["data-state"] == "inactive"
     assert "No active subscription" in response.text
     assert page.by_id("choose-plan")["href"] == (
@@ -217,7 +189,7 @@ def test_the_page_still_renders_when_billing_cannot_be_read(home: Home) -> None:
     home.billing.error = ShopifyUnavailable("429 after retries")
     response = home.app(embedded="1", id_token=_token())
     assert response.status_code == 200
-    assert _Page(response.text).by_id("subscription-state")["data-state"] == "unknown"
+    assert Page(response.text).by_id("subscription-state")["data-state"] == "unknown"
     assert "theme-editor" in response.text
     wait_for_line(home.log, "app_home_billing_unavailable", error_class="shopify_unavailable")
 
@@ -262,7 +234,7 @@ def test_an_invalid_token_is_refused_with_401(
     response = home.app(embedded="1", id_token=token)
     assert response.status_code == 401
     _assert_html(response, NOBODY)
-    assert _Page(response.text).by_id("error")["data-reason"] == reason
+    assert Page(response.text).by_id("error")["data-reason"] == reason
     assert token not in response.text
     wait_for_line(home.log, "app_home_rejected", reason=reason, status=401)
     assert home.exchanger.calls == []
@@ -333,7 +305,7 @@ def test_the_bounce_page_holds_only_app_bridge(home: Home) -> None:
     assert response.status_code == 200
     # Framed by the admin it is loaded in; it shows nothing, so no verified shop is needed.
     _assert_html(response, SHOP_FRAMES)
-    page = _Page(response.text)
+    page = Page(response.text)
     assert page.scripts() == [APP_BRIDGE]
     assert page.head()[1] == ("meta", {"name": "shopify-api-key", "content": API_KEY})
     assert [tag for tag, _a, in_head in page.elements if not in_head] == ["html", "body"]
