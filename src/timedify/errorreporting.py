@@ -3,7 +3,7 @@
 Off without a DSN. With one, every event passes `scrub` before it leaves the process: request
 bodies, cookies, query strings and all but a few harmless headers are dropped, local variables
 and source lines are never collected, fields named like secrets or personal data are redacted,
-and e-mail addresses and phone numbers inside messages are masked.
+and e-mail addresses, phone numbers and tokens inside messages are masked.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import sentry_sdk
 
 from timedify import __version__
-from timedify.logs import FORBIDDEN_FIELDS
+from timedify.logs import FORBIDDEN_FIELDS, scrub_text
 from timedify.settings import Settings
 
 SAFE_HEADERS = frozenset(
@@ -102,4 +102,4 @@ def _sensitive(key: str) -> bool:
 
 
 def _mask(text: str) -> str:
-    return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, text))
+    return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, scrub_text(text)))

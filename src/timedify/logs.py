@@ -2,7 +2,8 @@
 
 Events have stable names (`webhook_accepted`, `webhook_rejected`, ...) and context fields
 (`topic`, `shop`, `webhook_id`, `status`, `duration_ms`, `error_class`). A last processor drops
-any field whose name says it holds a secret or personal data, so a careless call cannot leak one.
+any field whose name says it holds a secret or personal data, so a careless call cannot leak one,
+and masks tokens inside text (a URL's `id_token=`, a JWT quoted in a message).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ FORBIDDEN_FIELDS = frozenset(
         "shopify_api_secret",
         "token",
         "access_token",
+        "refresh_token",
+        "id_token",
+        "session_token",
+        "subject_token",
         "hmac",
         "signature",
         "authorization",
@@ -62,9 +67,32 @@ def identifier(value: str | None) -> str | None:
     return NOT_AN_IDENTIFIER
 
 
+# A token inside free text: a query parameter (`?id_token=...` in a logged URL) or anything
+# shaped like a JWT (a session token quoted in an error message).
+_QUERY_TOKEN = re.compile(r"((?:^|[?&;\s])[a-z_]*token=)[^&\s\"'#]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+REDACTED = "[redacted]"
+
+
+def scrub_text(text: str) -> str:
+    """`text` with query-string tokens and JWT-shaped strings replaced by a marker."""
+    if "token=" in text:
+        text = _QUERY_TOKEN.sub(lambda m: m.group(1) + REDACTED, text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    return text
+
+
+def _scrub_tokens(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and ("token=" in value or "eyJ" in value):
+            event_dict[key] = scrub_text(value)
+    return event_dict
+
+
 def _drop_forbidden(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     for key in FORBIDDEN_FIELDS.intersection(event_dict):
-        event_dict[key] = "[redacted]"
+        event_dict[key] = REDACTED
     return event_dict
 
 
@@ -145,6 +173,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
         _drop_forbidden,
+        _scrub_tokens,
     ]
     if fmt == "console":
         renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
@@ -229,7 +258,9 @@ class HotLogger:
 
     It renders exactly what the structlog chain above renders for JSON (the fields, then
     `event`, `level`, `time`; contextvars merged; forbidden fields redacted) but in one step
-    instead of a processor chain. Any other format or level goes through structlog unchanged.
+    instead of a processor chain. Tokens inside text are not looked for: the webhook line
+    carries identifiers, never a URL or a message. Any other format or level goes through
+    structlog unchanged.
     """
 
     def __init__(self, name: str) -> None:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     sentry_dsn: SecretStr | None = None
 
+    # Shopify app home (S1): the app's handle, for managed pricing's plan page URL
+    shopify_app_handle: str = Field(default="timedify", pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+
     @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

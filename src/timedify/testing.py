@@ -1,16 +1,20 @@
 """Shopify, faked: signed webhook requests and sample payloads.
 
 Used by the tests, by `timedify send-webhook` and by `timedify smoke` - the one place that knows
-how to make a request Shopify would make.
+how to make a request Shopify would make - and by operators trying the embedded page locally
+(`session_token`, `admin_host`).
 """
 
 from __future__ import annotations
 
+import base64
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import orjson
 
 from timedify.ingest import webhooks
@@ -106,3 +110,52 @@ def signed_webhook(
     if include_shop_header:
         headers["X-Shopify-Shop-Domain"] = shop
     return SignedWebhook(topic, body, headers)
+
+
+def session_token(
+    shop: str,
+    *,
+    secret: str | bytes,
+    api_key: str,
+    exp_in: float = 60,
+    nbf_in: float = 0,
+    user_id: str = "42",
+    session_id: str | None = None,
+    dest: str | None = None,
+    iss: str | None = None,
+    audience: str | list[str] | None = None,
+    algorithm: str = "HS256",
+    omit: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> str:
+    """A session token as App Bridge hands it to the embedded page (SPEC S2).
+
+    Valid for `shop` by default; the keyword arguments break it on purpose: another `dest` or
+    `iss`, an `audience` other than `api_key`, a negative `exp_in` (expired) or positive
+    `nbf_in` (not yet valid), claims left out (`omit`), another `algorithm`.
+    """
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {
+        "iss": iss if iss is not None else f"https://{shop}/admin",
+        "dest": dest if dest is not None else f"https://{shop}",
+        "aud": audience if audience is not None else api_key,
+        "sub": user_id,
+        "exp": int(issued + exp_in),
+        "nbf": int(issued + nbf_in),
+        "iat": int(issued),
+        "jti": str(uuid.uuid4()),
+        "sid": session_id or str(uuid.uuid4()),
+    }
+    claims.update(extra or {})
+    for name in omit:
+        claims.pop(name, None)
+    key = secret.encode() if isinstance(secret, str) else secret
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def admin_host(shop: str) -> str:
+    """The `host` parameter the admin adds to the app URL: base64 of the shop's admin path."""
+    store = shop.removesuffix(".myshopify.com")
+    encoded = base64.urlsafe_b64encode(f"admin.shopify.com/store/{store}".encode())
+    return encoded.decode().rstrip("=")

@@ -23,10 +23,10 @@ from timedify.web.app import BackgroundFactory, create_app
 
 @contextmanager
 def threaded_server(
-    settings: Settings, background: list[BackgroundFactory] | None = None
+    settings: Settings, background: list[BackgroundFactory] | None = None, **app_options: Any
 ) -> Iterator[tuple[str, Any]]:
-    """Serve `create_app(settings)` with uvicorn in a thread; yield (base URL, app)."""
-    app = create_app(settings, background=background)
+    """Serve `create_app(settings, **app_options)` with uvicorn in a thread; yield (URL, app)."""
+    app = create_app(settings, background=background, **app_options)
     with serve_in_thread(app) as url:
         yield url, app
 

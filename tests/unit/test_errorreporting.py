@@ -97,3 +97,10 @@ def test_scrub_drops_request_bodies_and_headers() -> None:
     }
     crumb = cleaned["breadcrumbs"]["values"][0]
     assert crumb == {"message": "mail [redacted]", "data": {"password": "[redacted]"}}
+
+
+def test_scrub_masks_session_tokens_in_messages() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+    event = {"message": f"bad token {token}", "exception": {"values": [{"value": token}]}}
+    cleaned = scrub(event)
+    assert token not in str(cleaned)

@@ -71,3 +71,49 @@ def test_lines_logged_on_the_event_loop_are_written_by_the_end_of_the_iteration(
 
     assert asyncio.run(scenario()) == 0, "batched until the loop iteration ends"
     assert [line["n"] for line in _lines(out)] == [0, 1, 2]
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJkZXN0IjoiaHR0cHM6Ly94In0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"GET /app?shop=x.myshopify.com&id_token={JWT}&locale=de",
+        f"/app?id_token={JWT}",
+        f"token rejected: {JWT}",
+        f"Bearer {JWT}",
+        "/x?session_token=abc.def.ghi&a=1",
+        "access_token=shpat_123 refresh_token=shprt_456",
+    ],
+)
+def test_tokens_inside_text_are_masked(text: str) -> None:
+    scrubbed = logs.scrub_text(text)
+    assert JWT not in scrubbed
+    assert "abc.def.ghi" not in scrubbed
+    assert "shpat_123" not in scrubbed
+    assert "shprt_456" not in scrubbed
+    assert "[redacted]" in scrubbed
+
+
+def test_text_without_tokens_is_left_alone() -> None:
+    text = "GET /app?shop=x.myshopify.com&embedded=1&tokens=3"
+    assert logs.scrub_text(text) == text
+
+
+def test_a_logged_url_or_message_never_carries_a_session_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S2: neither structlog fields nor standard-library messages (uvicorn's) leak an id_token."""
+    import logging
+
+    out = _Stdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    logs.configure_logging("INFO", "json")
+    logs.get_logger("t").info("request", url=f"/app?id_token={JWT}", id_token=JWT, note=JWT)
+    logging.getLogger("uvicorn.error").warning("GET /app?id_token=%s 400", JWT)
+    assert JWT.encode() not in out.buffer.getvalue()
+    first, second = _lines(out)
+    assert first["url"] == "/app?id_token=[redacted]"
+    assert first["id_token"] == "[redacted]"
+    assert "[redacted]" in second["event"]

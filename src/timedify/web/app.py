@@ -34,8 +34,9 @@ from timedify.logs import get_logger
 from timedify.metrics import Metrics
 from timedify.processing.worker import Worker
 from timedify.settings import Settings
+from timedify.shopify.contracts import BillingReader, TokenExchanger
 from timedify.store import events
-from timedify.web import smoke
+from timedify.web import app_home, smoke
 from timedify.web.health import HealthDocument, HealthProbe
 
 log = get_logger("timedify.web.app")
@@ -62,8 +63,14 @@ class Services:
 BackgroundFactory = Callable[[Services], Any]
 
 
-def create_app(settings: Settings, *, background: list[BackgroundFactory] | None = None) -> Any:
-    """The service as one ASGI callable."""
+def create_app(
+    settings: Settings,
+    *,
+    background: list[BackgroundFactory] | None = None,
+    exchanger: TokenExchanger | None = None,
+    billing: BillingReader | None = None,
+) -> Any:
+    """The service as one ASGI callable; `exchanger`/`billing` serve the app home (S1, S3, S7)."""
     services = _build_services(settings)
     endpoint = WebhookEndpoint(settings, services.committer, services.metrics)
     health = _HealthRoutes(services.health)
@@ -72,6 +79,9 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
             Route("/health/webhooks", _webhooks_health, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             *smoke.routes(),
+            *app_home.routes(
+                settings, exchanger or app_home.NOT_WIRED, billing or app_home.NOT_WIRED
+            ),
         ],
         lifespan=_lifespan(services, background or []),
     )
