@@ -22,6 +22,7 @@ from timedify.logs import get_logger
 from timedify.models import utcnow
 from timedify.settings import Settings
 from timedify.shopify.contracts import (
+    InvalidSubjectToken,
     NeedsReauthentication,
     ShopifyAuthError,
     ShopifyError,
@@ -177,7 +178,7 @@ class TokenManager:
             old = self._cipher.decrypt(session.access_token)
             try:
                 grant = self._oauth.migrate(shop, old)
-            except InvalidGrant as exc:
+            except (InvalidGrant, InvalidSubjectToken) as exc:  # the old token is revoked
                 _log_failure("shopify_token_migration_failed", shop, exc)
                 shops.mark_needs_reauth(conn, shop, self._now())
                 refused: ShopifyError | None = NeedsReauthentication(str(exc))

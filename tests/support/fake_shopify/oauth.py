@@ -9,6 +9,7 @@ answers the same pair when repeated. `State.fail_next` / `State.drop_next` injec
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -53,6 +54,8 @@ class TokenEndpoint:
                 status, doc = answer(self.state, body)
             drop = self.state.drop_next > 0
             self.state.drop_next -= 1 if drop else 0
+        if self.state.answer_delay:
+            await asyncio.sleep(self.state.answer_delay)
         data = json.dumps(doc).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -112,7 +115,7 @@ def _exchange(state: State, id_token: str, expiring: bool) -> Answer:
     state.token_requests.append("token_exchange")
     if not expiring:
         return 200, {"access_token": state.issue_access(shop, expiring=False), "scope": state.scope}
-    return 200, _pair(state, shop, state.issue_access(shop), state.issue_refresh(shop))
+    return 200, _pair(state, state.issue_access(shop), state.issue_refresh(shop))
 
 
 def _refresh(state: State, token: str) -> Answer:
@@ -124,21 +127,21 @@ def _refresh(state: State, token: str) -> Answer:
         if grant.replays_left <= 0:
             return _refused(state, 400, "invalid_grant")
         grant.replays_left -= 1
-        return 200, _pair(state, grant.shop, *grant.answered)
+        return 200, _pair(state, *grant.answered)
     # Using the new refresh token ends the replay window of the one it replaced.
     for old in [
         t for t, g in state.refresh_tokens.items() if g.answered and g.answered[1] == token
     ]:
         del state.refresh_tokens[old]
     grant.answered = (state.issue_access(grant.shop), state.issue_refresh(grant.shop))
-    return 200, _pair(state, grant.shop, *grant.answered)
+    return 200, _pair(state, *grant.answered)
 
 
 def _migrate(state: State, old: str) -> Answer:
     if old in state.migrated:
         state.token_requests.append("migration")
         access, refresh = state.migrated[old]
-        return 200, _pair(state, state.access_tokens[access].shop, access, refresh)
+        return 200, _pair(state, access, refresh)
     grant = state.access_tokens.get(old)
     if grant is None or grant.expires_at is not None:
         return _refused(state, 400, "invalid_subject_token")
@@ -146,10 +149,10 @@ def _migrate(state: State, old: str) -> Answer:
     del state.access_tokens[old]  # the old token stops working at the Admin API
     pair = (state.issue_access(grant.shop), state.issue_refresh(grant.shop))
     state.migrated[old] = pair
-    return 200, _pair(state, grant.shop, *pair)
+    return 200, _pair(state, *pair)
 
 
-def _pair(state: State, shop: str, access: str, refresh: str) -> dict[str, Any]:
+def _pair(state: State, access: str, refresh: str) -> dict[str, Any]:
     expires = state.access_tokens[access].expires_at or time.time()
     return {
         "access_token": access,

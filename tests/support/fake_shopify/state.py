@@ -53,6 +53,8 @@ class State:
     # issued, state changed) and then the connection is dropped before the answer arrives.
     fail_next: int = 0
     drop_next: int = 0
+    # Seconds each answer waits before it is sent (makes concurrent requests overlap).
+    answer_delay: float = 0.0
 
     def issue_access(self, shop: str, *, expiring: bool = True) -> str:
         """A new access token for `shop`, valid at the Admin API (call with `lock` held)."""
