@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -326,3 +327,21 @@ def test_periodic_refresh_takes_only_tokens_due_and_reports_outcomes(world: Worl
     }
     # Refused shops are not tried again by the job.
     assert world.manager.refresh_expiring(timedelta(minutes=10)).outcomes == {}
+
+
+def test_the_worker_refreshes_expiring_tokens_by_itself(world: World) -> None:
+    """S4: the periodic job of every worker (processing/periodic.py)."""
+    from timedify.processing.worker import Worker
+
+    world.install()
+    world.expire_soon()
+    worker = Worker(world.settings, world.engine)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while world.state.count("refresh") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert world.state.count("refresh") == 1
+    assert world.session()["expires_at"] > utcnow() + timedelta(minutes=30)  # type: ignore[operator]
