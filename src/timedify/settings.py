@@ -97,12 +97,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a scheme and host, e.g. https://{shop}")
         return value
 
-    @model_validator(mode="after")
-    def _token_key_in_production(self) -> Settings:
-        if self.environment == "production" and self.token_encryption_key is None:
-            raise ValueError("TOKEN_ENCRYPTION_KEY: required when ENVIRONMENT=production")
-        return self
-
     @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -123,6 +117,13 @@ class Settings(BaseSettings):
                 secret = getattr(self, name)
                 if secret is not None and secret.get_secret_value() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"{name.upper()}: a placeholder is not allowed in production")
+        return self
+
+    # Shopify tokens (S5); after the secrets' check, which reports first.
+    @model_validator(mode="after")
+    def _token_key_in_production(self) -> Settings:
+        if self.environment == "production" and self.token_encryption_key is None:
+            raise ValueError("TOKEN_ENCRYPTION_KEY: required when ENVIRONMENT=production")
         return self
 
     @property

@@ -134,6 +134,8 @@ def _check(name: str, value: str | None, error: str | None, environment: str) ->
     if value is None or value == "":
         if required:
             return SettingCheck(env_name, False, "missing (required)", required, secret)
+        if name == "token_encryption_key" and environment == "production":
+            return SettingCheck(env_name, False, "missing (required in production)", True, secret)
         if name == "token_encryption_key":
             reason = "not set: Shopify tokens cannot be stored (required in production)"
             return SettingCheck(env_name, None, reason, required, secret)
