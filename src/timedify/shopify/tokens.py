@@ -119,8 +119,8 @@ class TokenManager:
         log.info("shopify_token_exchanged", shop=shop, outcome="stored", scope=grant.scope)
 
     def _exchange_not_needed(self, conn: Connection, shop: str, *, lock: bool = False) -> bool:
+        session = shops.get_session(conn, shop, for_update=lock)  # the lock first, then read
         state = shops.shop_state(conn, shop)
-        session = shops.get_session(conn, shop, for_update=lock)
         if session is None or session.expires_at is None:
             return False  # none, or non-expiring: an exchange gives an expiring one (S3)
         if state is not None and (not state.installed or state.needs_reauth_at is not None):
