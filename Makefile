@@ -14,9 +14,9 @@ $(BIN)/.installed: pyproject.toml requirements/dev.txt
 
 install: $(BIN)/.installed
 
-.env:
-	cp .env.example .env
-	@echo "created .env from .env.example (development values; edit before production)"
+.env: | $(BIN)/.installed
+	sed "s|^TOKEN_ENCRYPTION_KEY=$$|TOKEN_ENCRYPTION_KEY=$$($(BIN)/timedify shops generate-key)|" .env.example > .env
+	@echo "created .env from .env.example with a fresh TOKEN_ENCRYPTION_KEY (development values; edit before production)"
 
 ## Start the service on the embedded SQLite default, worker in-process.
 run: install .env

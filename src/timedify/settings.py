@@ -6,6 +6,8 @@ problem naming the environment variable, so an operator knows exactly what to se
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,6 +71,35 @@ class Settings(BaseSettings):
     # Shopify app home (S1): the app's handle, for managed pricing's plan page URL
     shopify_app_handle: str = Field(default="timedify", pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
 
+    # Shopify tokens (S3-S5): the key that encrypts stored tokens, the previous key (read only,
+    # during a rotation), where Shopify is reached (`{shop}` is replaced; tests use a fake) and
+    # the Admin API version.
+    token_encryption_key: SecretStr | None = None
+    token_encryption_key_previous: SecretStr | None = None
+    shopify_api_origin: str = "https://{shop}"
+    shopify_api_version: str = Field(default="2026-10", pattern=r"^(\d{4}-(01|04|07|10)|unstable)$")
+
+    @field_validator("token_encryption_key", "token_encryption_key_previous", mode="before")
+    @classmethod
+    def _fernet_key(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not _is_fernet_key(raw):
+            raise ValueError(
+                "not a Fernet key (32 random bytes, URL-safe base64; "
+                "`timedify shops generate-key` prints one)"
+            )
+        return value
+
+    @field_validator("shopify_api_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("https://", "http://")) or "/" in value.split("://", 1)[1]:
+            raise ValueError("must be a scheme and host, e.g. https://{shop}")
+        return value
+
     @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -91,6 +122,13 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name.upper()}: a placeholder is not allowed in production")
         return self
 
+    # Shopify tokens (S5); after the secrets' check, which reports first.
+    @model_validator(mode="after")
+    def _token_key_in_production(self) -> Settings:
+        if self.environment == "production" and self.token_encryption_key is None:
+            raise ValueError("TOKEN_ENCRYPTION_KEY: required when ENVIRONMENT=production")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -105,6 +143,14 @@ class Settings(BaseSettings):
         if self.shopify_api_secret_previous is not None:
             secrets.append(self.shopify_api_secret_previous.get_secret_value().encode())
         return tuple(secrets)
+
+
+def _is_fernet_key(raw: str) -> bool:
+    """Fernet's key format, checked here so that settings need not import the cipher."""
+    try:
+        return len(raw) == 44 and len(base64.urlsafe_b64decode(raw.encode("ascii"))) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 def normalise_database_url(url: str) -> str:

@@ -115,7 +115,12 @@ def test_daily_check_takes_every_secret_from_repository_secrets() -> None:
 def test_deploy_doc_sets_every_required_secret_with_fly() -> None:
     doc = (ROOT / "docs" / "deploy.md").read_text()
     fly_sets = " ".join(line for line in doc.splitlines() if "fly secrets set" in line)
-    for name in ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "SHOPIFY_APP_URL"):
+    for name in (
+        "SHOPIFY_API_KEY",
+        "SHOPIFY_API_SECRET",
+        "SHOPIFY_APP_URL",
+        "TOKEN_ENCRYPTION_KEY",
+    ):
         assert f"{name}=" in fly_sets, name
     for topic in ("fly postgres attach", "fly scale count", "fly releases", "backup"):
         assert topic in doc, topic

@@ -27,7 +27,7 @@ from tests.support import dockerfile
 from tests.support.helpers import post_webhook
 from tests.support.pgcluster import free_port
 from tests.support.sandbox import INSTALL_DIR, Sandbox, install_package
-from tests.support.settings import SHOP
+from tests.support.settings import SHOP, TOKEN_KEY
 from timedify.testing import signed_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,7 @@ def sandbox(site: Path, tmp_path: Path) -> Sandbox:
         SHOPIFY_API_KEY="sandbox-key",
         SHOPIFY_API_SECRET=secrets.token_hex(32),  # production refuses placeholders
         SHOPIFY_APP_URL="https://app.example.com",
+        TOKEN_ENCRYPTION_KEY=TOKEN_KEY,  # required in production (S5)
     )
     box = Sandbox(site=site, tmp=tmp_path / "volume", volume=volume, uid=uid, gid=gid, env=env)
     box.prepare_tmp()

@@ -14,11 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.settings import PREVIOUS_SECRET, SECRET
+from tests.support.settings import PREVIOUS_SECRET, PREVIOUS_TOKEN_KEY, SECRET, TOKEN_KEY
 
-FORBIDDEN = (SECRET, PREVIOUS_SECRET, "john@example.com", "+15556251199", "5556251199")
-# base64 of a 32-byte HMAC digest, and Shopify access-token prefixes.
-PATTERNS = (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}="), re.compile(r"shp(at|ua|ca|ss)_"))
+FORBIDDEN = (
+    SECRET,
+    PREVIOUS_SECRET,
+    TOKEN_KEY,
+    PREVIOUS_TOKEN_KEY,
+    "john@example.com",
+    "+15556251199",
+    "5556251199",
+)
+# base64 of a 32-byte HMAC digest, and Shopify access- and refresh-token prefixes.
+PATTERNS = (
+    re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}="),
+    re.compile(r"shp(at|ua|ca|ss|rt)_"),
+)
 
 
 def find_leaks(text: str) -> list[str]:

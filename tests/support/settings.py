@@ -10,6 +10,9 @@ from timedify.settings import Settings, load_settings
 SECRET = "test-secret-0123456789"
 PREVIOUS_SECRET = "previous-secret-9876543210"
 SHOP = "demo-shop.myshopify.com"
+# Fernet keys for TOKEN_ENCRYPTION_KEY (S5): the tests' current key and a previous one.
+TOKEN_KEY = "L1Hpy_XP5pPNiL9CzSUrvw3aItqnNMswOefJBUfZz5I="
+PREVIOUS_TOKEN_KEY = "Uynj-vN5VxQljHrUMstsFzAxPJXL3aRCeKN72YOnh8M="
 
 
 def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -22,6 +25,7 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
         "database_url": db_url,
         "tmp_dir": tmp_path,
         "worker_in_process": False,
+        "token_encryption_key": TOKEN_KEY,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -37,6 +41,7 @@ def settings_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         "DATABASE_URL": db_url,
         "TMP_DIR": str(tmp_path),
         "LOG_FORMAT": "json",
+        "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
     }
     env.update(extra)
     return env

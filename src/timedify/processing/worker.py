@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -25,6 +25,7 @@ from timedify.metrics import Metrics
 from timedify.models import utcnow
 from timedify.processing import batches
 from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.periodic import PeriodicJob, Schedule, default_jobs
 from timedify.processing.retry import RetryPolicy
 from timedify.records import AttemptResult, ClaimedEvent, Outcome
 from timedify.settings import Settings
@@ -46,12 +47,14 @@ class Worker:
         handlers: Mapping[str, Handler] = HANDLERS,
         wakeup: threading.Event | None = None,
         metrics: Metrics | None = None,
+        jobs: Sequence[PeriodicJob] | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._handlers = handlers
         self._wakeup = wakeup or threading.Event()
         self._metrics = metrics
+        self._schedule = Schedule(default_jobs(settings, engine) if jobs is None else jobs)
         self._policy = RetryPolicy.from_settings(settings)
         self._lease = timedelta(seconds=settings.worker_lease_seconds)
         # Heartbeats also extend the leases of the batch in hand, well before they expire.
@@ -99,6 +102,7 @@ class Worker:
                     log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
                     self._stopping.wait(self._settings.worker_poll_seconds)
                     continue
+                self._schedule.run_due()
                 if not worked:
                     self._wakeup.wait(self._settings.worker_poll_seconds)
                     self._wakeup.clear()

@@ -19,7 +19,14 @@ from pydantic import SecretStr, ValidationError
 from timedify.settings import PLACEHOLDER_SECRETS, Settings
 
 SECRET_FIELDS = frozenset(
-    {"shopify_api_secret", "shopify_api_secret_previous", "metrics_token", "sentry_dsn"}
+    {
+        "shopify_api_secret",
+        "shopify_api_secret_previous",
+        "metrics_token",
+        "sentry_dsn",
+        "token_encryption_key",
+        "token_encryption_key_previous",
+    }
 )
 DATABASE_SCHEMES = ("sqlite:///", "postgres://", "postgresql://", "postgresql+psycopg://")
 
@@ -62,7 +69,27 @@ def check_config(
     fields = {name: raw.get(name.upper()) for name in Settings.model_fields}
     errors = _validation_errors({k: v for k, v in fields.items() if v is not None}, raw)
     environment = (fields.get("environment") or "development").lower()
-    return [_check(name, value, errors.get(name), environment) for name, value in fields.items()]
+    checks = [_check(name, value, errors.get(name), environment) for name, value in fields.items()]
+    return _same_token_keys(checks, fields)
+
+
+def _same_token_keys(
+    checks: list[SettingCheck], fields: dict[str, str | None]
+) -> list[SettingCheck]:
+    """A previous key equal to the current one is harmless, but no rotation: say so."""
+    current, previous = (
+        fields.get("token_encryption_key"),
+        fields.get("token_encryption_key_previous"),
+    )
+    if not current or current != previous:
+        return checks
+    reason = "set, but equal to TOKEN_ENCRYPTION_KEY (a rotation needs a new key)"
+    return [
+        SettingCheck(c.name, None, reason, c.required, c.secret)
+        if c.name == "TOKEN_ENCRYPTION_KEY_PREVIOUS" and c.ok
+        else c
+        for c in checks
+    ]
 
 
 def _validation_errors(values: dict[str, str], raw: Mapping[str, str]) -> dict[str, str]:
@@ -107,6 +134,11 @@ def _check(name: str, value: str | None, error: str | None, environment: str) ->
     if value is None or value == "":
         if required:
             return SettingCheck(env_name, False, "missing (required)", required, secret)
+        if name == "token_encryption_key" and environment == "production":
+            return SettingCheck(env_name, False, "missing (required in production)", True, secret)
+        if name == "token_encryption_key":
+            reason = "not set: Shopify tokens cannot be stored (required in production)"
+            return SettingCheck(env_name, None, reason, required, secret)
         return SettingCheck(env_name, True, "not set (optional, default used)", required, secret)
     ok, reason = _shape(name, value, environment)
     return SettingCheck(env_name, ok, reason, required, secret)
