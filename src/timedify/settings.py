@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     # Shopify Admin API, billing and reconciliation (S6-S8)
     shopify_api_origin: str = "https://{shop}"
-    shopify_api_version: str = "2026-10"
+    shopify_api_version: str = Field(default="2026-10", pattern=r"^(\d{4}-(01|04|07|10)|unstable)$")
     shopify_admin_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     shopify_admin_read_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     shopify_admin_max_retries: int = Field(default=4, ge=0, le=10)
@@ -85,13 +85,6 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_default(cls, value: Any) -> Any:
         return None if value == "" else value
-
-    @field_validator("shopify_api_origin")
-    @classmethod
-    def _origin_is_http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (or http:// for a local fake)")
-        return value.rstrip("/")
 
     @field_validator("scopes")
     @classmethod

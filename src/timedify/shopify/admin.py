@@ -43,6 +43,11 @@ BACKOFF_CAP_SECONDS = 8.0
 MAX_WAIT_SECONDS = 60.0
 
 
+class AdminUnauthorized(NeedsReauthentication):
+    """The Admin API answered 401 and a renewed token did not help (or could not be had): what
+    Shopify answers for an app the shop uninstalled (S8)."""
+
+
 class ShopifyQueryError(ShopifyError):
     """The Admin API refused the query itself (GraphQL errors, a 4xx other than 401 and 429)."""
 
@@ -92,7 +97,7 @@ class AdminClient:
         self._log = get_logger("timedify.shopify.admin")
 
     def url(self, shop: str) -> str:
-        origin = self._settings.shopify_api_origin.replace("{shop}", shop)
+        origin = self._settings.shopify_api_origin.rstrip("/").replace("{shop}", shop)
         return f"{origin}/admin/api/{self._settings.shopify_api_version}/graphql.json"
 
     def query(
@@ -123,15 +128,8 @@ class AdminClient:
             if answer.outcome == "ok":
                 return answer.data or {}
             if answer.outcome == "unauthorized":
-                if renewed:
-                    self._log.error(
-                        "admin_api_needs_reauth",
-                        shop=shop,
-                        operation=operation,
-                        error_class="shopify_auth",
-                    )
-                    raise NeedsReauthentication(f"{shop}: the Admin API refused a renewed token")
-                renewed, token = True, self._tokens.after_unauthorized(shop)
+                token = self._renew(shop, operation, renewed)
+                renewed = True
                 continue
             if answer.outcome == "refused":
                 raise ShopifyQueryError(f"{operation} on {shop}: {answer.detail}")
@@ -140,6 +138,20 @@ class AdminClient:
             if failures > self._settings.shopify_admin_max_retries or delay > MAX_WAIT_SECONDS:
                 self._give_up(shop, operation, answer, failures)
             self._sleep(delay)
+
+    def _renew(self, shop: str, operation: str, renewed: bool) -> str:
+        """A new token after a 401: once per call; then the shop needs re-authentication."""
+        if not renewed:
+            try:
+                return self._tokens.after_unauthorized(shop)
+            except NeedsReauthentication as exc:
+                reason = str(exc)
+        else:
+            reason = "the Admin API refused a renewed token"
+        self._log.error(
+            "admin_api_needs_reauth", shop=shop, operation=operation, error_class="shopify_auth"
+        )
+        raise AdminUnauthorized(f"{shop}: {reason}")
 
     def _await_budget(self, shop: str, cost: float) -> None:
         # A few rounds at most: another thread may spend the points restored meanwhile, and
