@@ -38,6 +38,12 @@ class AdminApi:
     tokens: IssuedTokens
     client: AdminClient
     clock: Clock
+    settings: Settings  # pointed at the fake
+
+    def new_client(self, **overrides: Any) -> AdminClient:
+        """Another client on the fake, with some settings changed (retries, timeouts)."""
+        settings = self.settings.model_copy(update=overrides)
+        return AdminClient(settings, self.tokens, sleep=self.clock.sleep, clock=self.clock)
 
     @property
     def state(self) -> Any:
@@ -58,7 +64,7 @@ def admin_api(settings: Settings) -> Iterator[AdminApi]:
         tokens = IssuedTokens(state)
         pointed = settings.model_copy(update={"shopify_api_origin": fake.origin})
         client = AdminClient(pointed, tokens, sleep=clock.sleep, clock=clock)
-        yield AdminApi(fake, tokens, client, clock)
+        yield AdminApi(fake, tokens, client, clock, pointed)
 
 
 def subscription(

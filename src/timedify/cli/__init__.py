@@ -23,6 +23,7 @@ from timedify.cli import (
     migrate,
     retention,
     service,
+    shops,
     smoke,
     status,
     webhooks,
@@ -75,6 +76,7 @@ smoke.register(app)
 status.register(app)
 config.register(app)
 backup.register(app)
+shops.register(app)
 
 
 def main() -> None:

@@ -37,7 +37,11 @@ METAFIELDS_SET = """mutation TimedifySubscriptionMetafield($metafields: [Metafie
   metafieldsSet(metafields: $metafields) { metafields { id } userErrors { field message code } }
 }"""
 
-log = get_logger("timedify.shopify.billing")
+
+def _log() -> Any:
+    # Looked up per use, not bound at import: commands run in-process (tests) configure logging
+    # once per run, and a bound logger keeps the first run's stream.
+    return get_logger("timedify.shopify.billing")
 
 
 def state_of(
@@ -58,10 +62,12 @@ def state_of(
 
 @dataclass(frozen=True)
 class Mirrored:
-    """What mirroring a read did: `changed` (the recorded state was different or missing),
-    `published` (the metafield holds the state, written now or before)."""
+    """What mirroring a read did: `was` the recorded active flag (None: never read), `changed`
+    (that flag or the recorded active subscriptions differed), `published` (the metafield holds
+    the state, written now or before)."""
 
     state: SubscriptionState
+    was: bool | None
     changed: bool
     published: bool
 
@@ -118,7 +124,7 @@ class Billing:
         listed = {str(s.get("id")) for s in subscriptions if s.get("status") == "ACTIVE"}
         changed = was != state.active or listed != set(statuses)
         if dry_run:
-            return Mirrored(state, changed, was == state.active)
+            return Mirrored(state, was, changed, was == state.active)
         published = was == state.active or self._publish(shop, shop_gid, state.active)
         with self._engine.begin() as conn:
             installations.mirror_subscriptions(conn, shop, subscriptions, now)
@@ -126,7 +132,7 @@ class Billing:
                 installations.record_billing(conn, shop, state.active, now)
         self._recent[shop] = state
         if was != state.active:
-            log.info(
+            _log().info(
                 "billing_state_changed",
                 shop=shop,
                 active=state.active,
@@ -134,7 +140,7 @@ class Billing:
                 status=state.status,
                 published=published,
             )
-        return Mirrored(state, changed, published)
+        return Mirrored(state, was, changed, published)
 
     def _cached(self, shop: str, max_age: float) -> SubscriptionState | None:
         now = self._clock()
@@ -166,7 +172,7 @@ class Billing:
                 shop, "TimedifySubscriptionMetafield", METAFIELDS_SET, {"metafields": [item]}
             )
         except ShopifyError as exc:
-            log.warning(
+            _log().warning(
                 "billing_metafield_failed",
                 shop=shop,
                 error_class=exc.error_class,
@@ -176,7 +182,7 @@ class Billing:
         errors = (data.get("metafieldsSet") or {}).get("userErrors") or []
         if errors:
             codes = sorted({str(e.get("code")) for e in errors if isinstance(e, dict)})
-            log.warning(
+            _log().warning(
                 "billing_metafield_failed", shop=shop, error_class="shopify_query", codes=codes
             )
             return False

@@ -7,12 +7,13 @@ computed and checked without any test waiting in real time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.admin_api import Clock
 from tests.support.fake_shopify import FakeShopify, State, running
 from tests.support.issued_tokens import IssuedTokens
 from tests.support.logcapture import CapturedLogs, captured_logs
@@ -23,19 +24,6 @@ from timedify.shopify.admin import AdminClient, ShopifyQueryError
 from timedify.shopify.contracts import NeedsReauthentication, ShopifyUnavailable
 
 SHOP_QUERY = "query ShopId { shop { id } }"
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass

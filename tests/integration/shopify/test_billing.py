@@ -59,7 +59,9 @@ def setup(db_url: str, tmp_path: Path) -> Iterator[Setup]:
 def test_an_active_subscription_is_mirrored_and_published(setup: Setup) -> None:
     setup.api.state.subscriptions[SHOP] = [subscription(1)]
     state = setup.billing().subscription_state(SHOP)
-    assert state.active and state.status == "ACTIVE" and state.name == "Timedify Pro"
+    assert state.active
+    assert state.status == "ACTIVE"
+    assert state.name == "Timedify Pro"
     assert state.current_period_end is not None
     shop = setup.shop()
     assert shop["subscription_active"] is True
@@ -69,12 +71,14 @@ def test_an_active_subscription_is_mirrored_and_published(setup: Setup) -> None:
     assert (row["id"], row["status"]) == ("gid://shopify/AppSubscription/1", "ACTIVE")
     assert setup.api.state.metafields[METAFIELD] == "true"
     [(_shop, item)] = setup.api.state.metafield_writes
-    assert item["ownerId"] == shop_gid(SHOP) and item["type"] == "boolean"
+    assert item["ownerId"] == shop_gid(SHOP)
+    assert item["type"] == "boolean"
 
 
 def test_no_subscription_is_inactive(setup: Setup) -> None:
     state = setup.billing().subscription_state(SHOP)
-    assert not state.active and state.status is None
+    assert not state.active
+    assert state.status is None
     assert setup.shop()["subscription_active"] is False
     assert setup.api.state.metafields[METAFIELD] == "false"
 
@@ -88,7 +92,8 @@ def test_a_subscription_past_its_period_end_is_inactive(setup: Setup) -> None:
 def test_a_test_charge_counts_only_when_allowed(setup: Setup, allow: bool, active: bool) -> None:
     setup.api.state.subscriptions[SHOP] = [subscription(1, test=True)]
     state = setup.billing(billing_allow_test=allow).subscription_state(SHOP)
-    assert state.active is active and state.test
+    assert state.active is active
+    assert state.test
 
 
 def test_the_metafield_is_written_only_when_the_state_changes(setup: Setup) -> None:
@@ -109,7 +114,8 @@ def test_the_metafield_is_written_only_when_the_state_changes(setup: Setup) -> N
 def test_a_refused_metafield_write_is_tried_again_at_the_next_read(setup: Setup) -> None:
     billing = setup.billing()
     mirrored = billing.mirror(SHOP, "gid://shopify/Shop/0", [subscription(1)])
-    assert mirrored.state.active and not mirrored.published
+    assert mirrored.state.active
+    assert not mirrored.published
     assert setup.shop()["subscription_active"] is None  # not recorded: not published
     setup.api.state.subscriptions[SHOP] = [subscription(1)]
     billing.subscription_state(SHOP)
@@ -126,7 +132,8 @@ def test_a_fresh_cached_state_is_answered_without_calling_shopify(setup: Setup) 
     # Another process (the worker) answers from what the database mirrors.
     other = setup.billing()
     cached = other.subscription_state(SHOP, max_age_seconds=300)
-    assert cached.active and cached.status == "ACTIVE"
+    assert cached.active
+    assert cached.status == "ACTIVE"
     assert len(setup.api.state.requests) == calls
     billing.subscription_state(SHOP, max_age_seconds=0)
     assert len(setup.api.state.requests) == calls + 1
@@ -136,7 +143,8 @@ def test_state_of_picks_the_subscription_that_makes_the_shop_active() -> None:
     now = datetime.now(UTC)
     subs = [subscription(1, status="PENDING"), subscription(2, name="Timedify Basic")]
     state = state_of(subs, now, allow_test=False)
-    assert state.active and state.name == "Timedify Basic"
+    assert state.active
+    assert state.name == "Timedify Basic"
     assert not state_of([subscription(3, ends_in=None)], now, allow_test=True).active
 
 
