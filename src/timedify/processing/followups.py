@@ -14,9 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from timedify.logs import get_logger
-from timedify.models import EventState
-from timedify.processing.batches import Outcome
-from timedify.store.claims import ClaimedEvent
+from timedify.records import AttemptResult, ClaimedEvent, Outcome
 
 log = get_logger("timedify.processing.followups")
 Action = Callable[[str], object]  # called with the shop domain
@@ -40,7 +38,7 @@ class FollowUps:
         self._idle.set()
 
     def __call__(self, event: ClaimedEvent, outcome: Outcome) -> None:
-        if outcome.state != EventState.PROCESSED or event.topic not in self._actions:
+        if outcome.state != AttemptResult.PROCESSED or event.topic not in self._actions:
             return
         key = (event.topic, event.shop_domain)
         with self._lock:
