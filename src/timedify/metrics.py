@@ -80,6 +80,24 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.admin_calls = Counter(
+            "timedify_shopify_admin_calls_total",
+            "Admin API requests, by operation and outcome (ok, http_429, http_5xx, ...).",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.admin_latency = Histogram(
+            "timedify_shopify_admin_call_seconds",
+            "Admin API request duration (one HTTP request, retries apart).",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.shop_repairs = Counter(
+            "timedify_shops_sync_repairs_total",
+            "Repairs made by `shops sync` (and the daily run), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
 
     @staticmethod
     def topic_label(topic: str | None) -> str:

@@ -100,9 +100,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a scheme and host, e.g. https://{shop}")
         return value
 
+    # Shopify Admin API, billing and reconciliation (S6-S8)
+    shopify_admin_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    shopify_admin_read_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    shopify_admin_max_retries: int = Field(default=4, ge=0, le=10)
+    # None: test charges count outside production only (development stores make test charges).
+    billing_allow_test: bool | None = None
+    shops_sync_interval_hours: float = Field(default=24.0, ge=0)
+
     @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("billing_allow_test", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @field_validator("scopes")
@@ -136,6 +149,14 @@ class Settings(BaseSettings):
     def log_path(self) -> Path | None:
         """Where LOG_FILE lines go (inside TMP_DIR), or None."""
         return self.tmp_dir / self.log_file if self.log_file else None
+
+    @property
+    def billing_allows_test_charges(self) -> bool:
+        """Whether a test subscription makes a shop active (S7): BILLING_ALLOW_TEST, else
+        everywhere but production."""
+        if self.billing_allow_test is not None:
+            return self.billing_allow_test
+        return self.environment != "production"
 
     def webhook_secrets(self) -> tuple[bytes, ...]:
         """The secrets a webhook signature may be made with: current first, then previous (W1)."""

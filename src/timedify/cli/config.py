@@ -14,7 +14,11 @@ and the .env file: present and well-formed, with the reason when not. Values are
 
 Example: timedify config check --env-file .env
 
-Exit codes: 0 usable (warnings allowed), 1 a required setting is missing or one is malformed."""
+Then shopify.app.toml (--app-config): every URI in it is a route the service serves, its scopes
+equal SCOPES, application_url is on SHOPIFY_APP_URL (S9).
+
+Exit codes: 0 usable (warnings allowed), 1 a required setting is missing or one is malformed,
+or the app configuration disagrees with the service."""
 
 
 def register(app: typer.Typer) -> None:
@@ -28,19 +32,32 @@ def check(
         ".env"
     ),
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    app_config: Annotated[
+        Path, typer.Option(help="The Shopify app configuration to hold against the service.")
+    ] = Path("shopify.app.toml"),
 ) -> None:
+    from timedify.toolkit import app_config as app_toml
     from timedify.toolkit import config_check
 
     checks = config_check.check_config(env_file)
-    failed = config_check.has_failures(checks)
+    toml_checks = app_toml.check_file(app_config, env_file)
+    failed = config_check.has_failures(checks) or config_check.has_failures(toml_checks)
     if json:
-        console.print_json({"ok": not failed, "settings": [c.to_json() for c in checks]})
+        console.print_json(
+            {
+                "ok": not failed,
+                "settings": [c.to_json() for c in checks],
+                "app_config": [c.to_json() for c in toml_checks],
+            }
+        )
     else:
         for item in checks:
             tag = " (required)" if item.required else ""
             console.status_line(item.ok, f"{item.name}{tag}: {item.reason}")
         bad = sum(c.ok is False for c in checks)
         warn = sum(c.ok is None for c in checks)
-        console.plain(f"\n{len(checks)} settings: {bad} errors, {warn} warnings")
+        console.plain(f"\n{len(checks)} settings: {bad} errors, {warn} warnings\n")
+        for item in toml_checks:
+            console.status_line(item.ok, f"{app_config.name}: {item.name}: {item.reason}")
     if failed:
         raise typer.Exit(1)

@@ -31,6 +31,9 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def register(root: typer.Typer) -> None:
+    from timedify.cli import shops_sync
+
+    shops_sync.register(app)
     root.add_typer(app)
 
 

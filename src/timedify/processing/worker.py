@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -48,6 +48,7 @@ class Worker:
         wakeup: threading.Event | None = None,
         metrics: Metrics | None = None,
         jobs: Sequence[PeriodicJob] | None = None,
+        after_commit: Callable[[ClaimedEvent, Outcome], None] | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -55,6 +56,8 @@ class Worker:
         self._wakeup = wakeup or threading.Event()
         self._metrics = metrics
         self._schedule = Schedule(default_jobs(settings, engine) if jobs is None else jobs)
+        # Told of each outcome once its batch committed (processing/followups.py).
+        self._after_commit = after_commit
         self._policy = RetryPolicy.from_settings(settings)
         self._lease = timedelta(seconds=settings.worker_lease_seconds)
         # Heartbeats also extend the leases of the batch in hand, well before they expire.
@@ -156,7 +159,16 @@ class Worker:
                 self._metrics.processed.labels(event.topic, label).inc()
                 self._metrics.processing_latency.labels(event.topic).observe(duration)
             _log_outcome(event, outcome, duration)
+            self._follow_up(event, outcome)
         return len(outcomes)
+
+    def _follow_up(self, event: ClaimedEvent, outcome: Outcome) -> None:
+        if self._after_commit is None:
+            return
+        try:
+            self._after_commit(event, outcome)
+        except Exception as exc:  # the event is committed: nothing may undo or fail it now
+            log.warning("followup_failed", topic=event.topic, error_type=type(exc).__name__)
 
     def _beat_if_due(self) -> None:
         if time.monotonic() - self._last_beat < self._beat_every:

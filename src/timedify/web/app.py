@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from timedify import __version__, migrate
@@ -99,7 +99,18 @@ def create_app(
         await site(scope, receive, send)
 
     app.services = services  # type: ignore[attr-defined]
+    app.site = site  # type: ignore[attr-defined]
     return app
+
+
+def serves(app: Any, path: str) -> bool:
+    """Whether `app` (from `create_app`) answers `path`: its fast paths or a route of its site
+    (`config check` holds shopify.app.toml's URIs against this, S9)."""
+    path = path.rstrip("/") or "/"
+    if path == webhooks.UNIFIED_PATH or path in webhooks.TOPIC_PATHS or path in _HealthRoutes.PATHS:
+        return True
+    scope = {"type": "http", "path": path, "method": "GET"}
+    return any(route.matches(scope)[0] is not Match.NONE for route in app.site.routes)
 
 
 def background_services(settings: Settings) -> list[BackgroundFactory]:
