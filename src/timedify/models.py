@@ -244,6 +244,9 @@ class ShopSession(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refresh_token: Mapped[str | None] = mapped_column(Text)
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # S4: the process refreshing the token now, and until when its claim holds (one at a time).
+    refresh_claim: Mapped[str | None] = mapped_column(String(64))
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from timedify.cli import console
-from timedify.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -31,8 +30,10 @@ configuration or an unknown --shop, 3 database behind, 4 database or Shopify unr
 
 
 def product_tokens(settings: Settings, engine: Engine) -> TokenSource:
-    """The product's token source (S4); wired where shopify/tokens.py lands."""
-    raise ConfigError(["shops sync: no token source is wired into this build"])
+    """The product's token source (S4)."""
+    from timedify.shopify.services import ShopifyServices
+
+    return ShopifyServices.build(settings, engine).tokens
 
 
 def register(group: typer.Typer, *, tokens: TokensFactory = product_tokens) -> None:

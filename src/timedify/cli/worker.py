@@ -24,11 +24,18 @@ def worker() -> None:
     from timedify.db import engine_for
     from timedify.processing.worker import Worker
     from timedify.settings import load_settings
+    from timedify.shopify.services import ShopifyServices
 
     settings = load_settings()
     prepare(settings)
     engine = engine_for(settings)
-    runner = Worker(settings, engine)
+    shopify = ShopifyServices.optional(settings, engine)
+    runner = Worker(
+        settings,
+        engine,
+        jobs=shopify.worker_jobs() if shopify is not None else [],
+        after_commit=shopify.followups() if shopify is not None else None,
+    )
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         runner.request_stop()

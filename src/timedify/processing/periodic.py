@@ -7,6 +7,7 @@ it never stops the worker.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,11 @@ class PeriodicJob:
 
 
 class Schedule:
-    """Runs each job when its interval has passed; the first run is due at once."""
+    """Runs each job when its interval has passed; the first run is due at once.
+
+    `start` runs them in a thread of their own: a job calls Shopify (with retries and timeouts)
+    and must never hold the worker's loop, its leases or the events behind them.
+    """
 
     def __init__(
         self, jobs: Sequence[PeriodicJob], clock: Callable[[], float] = time.monotonic
@@ -46,9 +51,26 @@ class Schedule:
                 log.warning("periodic_job_failed", job=job.name, error_type=type(exc).__name__)
             self._due[job.name] = self._clock() + job.every_seconds
 
+    def start(
+        self, stopping: threading.Event, tick_seconds: float = 1.0
+    ) -> threading.Thread | None:
+        """Run the due jobs every `tick_seconds` until `stopping` is set; None without jobs."""
+        if not self._jobs:
+            return None
+
+        def loop() -> None:
+            while not stopping.is_set():
+                self.run_due()
+                stopping.wait(tick_seconds)
+
+        thread = threading.Thread(target=loop, name="timedify-periodic", daemon=True)
+        thread.start()
+        return thread
+
 
 def default_jobs(settings: Settings, engine: Engine) -> list[PeriodicJob]:
-    """The jobs of every worker: the refresh of expiring Shopify tokens (when a key is set)."""
-    from timedify.shopify.tokens import refresh_job
+    """The jobs of every worker: token refresh and shops sync (when a token key is set)."""
+    from timedify.shopify.services import ShopifyServices
 
-    return [job for job in (refresh_job(settings, engine),) if job is not None]
+    shopify = ShopifyServices.optional(settings, engine)
+    return shopify.worker_jobs() if shopify is not None else []

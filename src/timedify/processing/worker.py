@@ -97,6 +97,7 @@ class Worker:
         """The blocking loop: until `request_stop()`, claim and process due events."""
         log.info("worker_started", worker_id=self.identity.worker_id)
         self._forget_old_workers()
+        periodic = self._schedule.start(self._stopping)
         try:
             while not self._stopping.is_set():
                 try:
@@ -105,11 +106,12 @@ class Worker:
                     log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
                     self._stopping.wait(self._settings.worker_poll_seconds)
                     continue
-                self._schedule.run_due()
                 if not worked:
                     self._wakeup.wait(self._settings.worker_poll_seconds)
                     self._wakeup.clear()
         finally:
+            if periodic is not None:
+                periodic.join(10)
             self._shutdown()
 
     def run_once(self) -> int:

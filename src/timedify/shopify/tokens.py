@@ -1,20 +1,23 @@
 """A shop's offline token through its life (S3, S4): exchange, refresh, migration.
 
-Every change of a shop's token happens in one transaction that first takes the shop's lock, the
-offline session's row (`SELECT ... FOR UPDATE`) on PostgreSQL and the database's write lock
-(`BEGIN IMMEDIATE`) on SQLite, then reads the session again: a process that waited while
-another one refreshed finds the new pair and uses it, so one refresh reaches Shopify however
-many processes, on however many machines, wanted one. The new pair replaces the old in the same
-transaction, encrypted (S5). Tokens never reach a log line: lines carry the shop, the outcome
-and `error_class` `shopify_auth`.
+A refresh first takes the shop's refresh claim in a short transaction that locks the shop (the
+offline session's row, `SELECT ... FOR UPDATE`, on PostgreSQL; the database's write lock,
+`BEGIN IMMEDIATE`, on SQLite) and reads the session again: a process that finds another's claim
+waits for it and then uses the new pair, so one refresh reaches Shopify however many processes,
+on however many machines, wanted one. Shopify is called with no transaction open (on SQLite one
+would hold the write lock every webhook's commit needs), and the new pair replaces the old,
+encrypted (S5), in one more short transaction that also gives the claim up. Tokens never reach a
+log line: lines carry the shop, the outcome and `error_class` `shopify_auth`.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from sqlalchemy import Connection, Engine
 
@@ -26,6 +29,7 @@ from timedify.shopify.contracts import (
     NeedsReauthentication,
     ShopifyAuthError,
     ShopifyError,
+    ShopifyUnavailable,
     ShopNotInstalled,
 )
 from timedify.shopify.crypto import TokenCipher
@@ -33,15 +37,17 @@ from timedify.shopify.oauth import InvalidGrant, OAuthClient, TokenGrant
 from timedify.store import shops
 from timedify.store.shops import StoredSession
 
-if TYPE_CHECKING:
-    from timedify.processing.periodic import PeriodicJob
-
 log = get_logger("timedify.shopify.tokens")
 REFRESH_MARGIN = timedelta(minutes=5)
 # The worker looks every minute for tokens ending within ten: a token in use is then refreshed
 # by the worker, well before `access_token` would have to.
 REFRESH_EVERY = timedelta(minutes=1)
 REFRESH_WITHIN = timedelta(minutes=10)
+# A claim outlives the longest refresh (the OAuth client's attempts and timeouts) so that a
+# process that died mid-refresh frees the shop by itself; a waiter gives up after CLAIM_WAIT.
+CLAIM_FOR = timedelta(seconds=60)
+CLAIM_WAIT_SECONDS = 30.0
+CLAIM_POLL_SECONDS = 0.05
 Outcome = Literal["fresh", "refreshed", "needs_reauth", "not_installed", "failed"]
 
 
@@ -106,20 +112,20 @@ class TokenManager:
         with self._engine.connect() as conn:
             if self._exchange_not_needed(conn, shop):
                 return
+        # Outside any transaction (see the module). Two page loads exchanging at once both get
+        # valid pairs from Shopify; the later one is kept.
+        try:
+            grant = self._oauth.token_exchange(shop, id_token)
+        except ShopifyError as exc:
+            _log_failure("shopify_token_exchange_failed", shop, exc)
+            raise
         with self._engine.begin() as conn:
-            if self._exchange_not_needed(conn, shop, lock=True):
-                return  # another request exchanged while this one waited for the lock
-            try:
-                grant = self._oauth.token_exchange(shop, id_token)
-            except ShopifyError as exc:
-                _log_failure("shopify_token_exchange_failed", shop, exc)
-                raise
             self._store(conn, shop, grant)
             shops.mark_installed(conn, shop, self._now(), scopes=grant.scope)
         log.info("shopify_token_exchanged", shop=shop, outcome="stored", scope=grant.scope)
 
-    def _exchange_not_needed(self, conn: Connection, shop: str, *, lock: bool = False) -> bool:
-        session = shops.get_session(conn, shop, for_update=lock)  # the lock first, then read
+    def _exchange_not_needed(self, conn: Connection, shop: str) -> bool:
+        session = shops.get_session(conn, shop)
         state = shops.shop_state(conn, shop)
         if session is None or session.expires_at is None:
             return False  # none, or non-expiring: an exchange gives an expiring one (S3)
@@ -169,27 +175,26 @@ class TokenManager:
 
         `migrated`, `would migrate`, or `already expiring` (idempotent: a rerun finds nothing
         to do); raises NeedsReauthentication when Shopify refuses the old token."""
-        with self._engine.begin() as conn:
-            session = self._usable(conn, shop, lock=True)
-            if session.expires_at is not None:
-                return "already expiring"
-            if dry_run:
-                return "would migrate"
-            old = self._cipher.decrypt(session.access_token)
-            try:
-                grant = self._oauth.migrate(shop, old)
-            except (InvalidGrant, InvalidSubjectToken) as exc:  # the old token is revoked
-                _log_failure("shopify_token_migration_failed", shop, exc)
+        with self._engine.connect() as conn:
+            session = self._usable(conn, shop)
+        if session.expires_at is not None:
+            return "already expiring"
+        if dry_run:
+            return "would migrate"
+        # Shopify answers the same old token with the same pair: a rerun, or two runs at once,
+        # store the same thing.
+        try:
+            grant = self._oauth.migrate(shop, self._cipher.decrypt(session.access_token))
+        except (InvalidGrant, InvalidSubjectToken) as exc:  # the old token is revoked
+            _log_failure("shopify_token_migration_failed", shop, exc)
+            with self._engine.begin() as conn:
                 shops.mark_needs_reauth(conn, shop, self._now())
-                refused: ShopifyError | None = NeedsReauthentication(str(exc))
-            except ShopifyError as exc:
-                _log_failure("shopify_token_migration_failed", shop, exc)
-                raise
-            else:
-                refused = None
-                self._store(conn, shop, grant)
-        if refused is not None:
-            raise refused
+            raise NeedsReauthentication(str(exc)) from None
+        except ShopifyError as exc:
+            _log_failure("shopify_token_migration_failed", shop, exc)
+            raise
+        with self._engine.begin() as conn:
+            self._store(conn, shop, grant)
         log.info("shopify_token_migrated", shop=shop, outcome="migrated")
         return "migrated"
 
@@ -201,27 +206,39 @@ class TokenManager:
         """Refresh under the shop's lock; `due_before` None forces it (after a 401).
 
         The token, and whether this call refreshed it (False: another process had)."""
-        outcome: ShopifyError | None = None
-        with self._engine.begin() as conn:
-            session = self._usable(conn, shop, lock=True)
-            current = self._cipher.decrypt(session.access_token)
-            if due_before is not None and self._fresh(session, due_before):
-                return current, False  # refreshed by another process while this one waited
-            if due_before is None and rejected is not None and current != rejected:
-                return current, False  # another process replaced the refused token already
-            try:
-                grant = self._refresh_grant(shop, session)
-            except (InvalidGrant, NeedsReauthentication) as exc:
-                _log_failure("shopify_token_refresh_failed", shop, exc)
+        claim = uuid.uuid4().hex
+        waited_until = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            with self._engine.begin() as conn:
+                session = self._usable(conn, shop, lock=True)
+                current = self._cipher.decrypt(session.access_token)
+                if due_before is not None and self._fresh(session, due_before):
+                    return current, False  # refreshed by another process meanwhile
+                if due_before is None and rejected is not None and current != rejected:
+                    return current, False  # another process replaced the refused token already
+                now = self._now()
+                if shops.claim_refresh(conn, shop, claim, now, now + CLAIM_FOR):
+                    break
+            if time.monotonic() > waited_until:
+                raise ShopifyUnavailable(f"{shop}: another process has been refreshing too long")
+            time.sleep(CLAIM_POLL_SECONDS)  # another process is refreshing: use its result
+        try:
+            grant = self._refresh_grant(shop, session)
+        except (InvalidGrant, NeedsReauthentication) as exc:
+            _log_failure("shopify_token_refresh_failed", shop, exc)
+            with self._engine.begin() as conn:
                 shops.mark_needs_reauth(conn, shop, self._now())
-                outcome = NeedsReauthentication(f"{shop} needs re-authentication: {exc}")
-            except ShopifyError as exc:
+                shops.release_refresh(conn, shop, claim)
+            raise NeedsReauthentication(f"{shop} needs re-authentication: {exc}") from None
+        except BaseException as exc:
+            if isinstance(exc, ShopifyError):
                 _log_failure("shopify_token_refresh_failed", shop, exc)
-                raise  # the old pair stays: the next use retries with the same refresh token
-            else:
-                self._store(conn, shop, grant)
-        if outcome is not None:
-            raise outcome  # after the commit that recorded it
+            # The old pair stays: the next use retries with the same refresh token.
+            with self._engine.begin() as conn:
+                shops.release_refresh(conn, shop, claim)
+            raise
+        with self._engine.begin() as conn:
+            self._store(conn, shop, grant)  # gives the claim up too
         log.info("shopify_token_refreshed", shop=shop, outcome="refreshed")
         return grant.access_token, True
 
@@ -266,17 +283,3 @@ class TokenManager:
 def _log_failure(event: str, shop: str, exc: Exception) -> None:
     error_class = "shopify_auth" if isinstance(exc, ShopifyAuthError) else "shopify_unavailable"
     log.warning(event, shop=shop, error_class=error_class, error_type=type(exc).__name__)
-
-
-def refresh_job(settings: Settings, engine: Engine) -> PeriodicJob | None:
-    """The worker's periodic refresh (S4), or None while no TOKEN_ENCRYPTION_KEY is set."""
-    from timedify.processing.periodic import PeriodicJob
-
-    if settings.token_encryption_key is None:
-        return None
-    manager = TokenManager(
-        engine, settings, OAuthClient(settings), TokenCipher.from_settings(settings)
-    )
-    return PeriodicJob(
-        "shopify_token_refresh", REFRESH_EVERY.total_seconds(), manager.refresh_expiring
-    )

@@ -92,6 +92,8 @@ def save_tokens(
         "expires_at": expires_at,
         "refresh_token": refresh_token,
         "refresh_token_expires_at": refresh_token_expires_at,
+        "refresh_claim": None,
+        "refresh_claimed_until": None,
         "updated_at": now,
     }
     sid = offline_session_id(shop)
@@ -99,6 +101,28 @@ def save_tokens(
     if done.rowcount == 0:
         row = {"id": sid, "shop_domain": shop, "is_online": False, "created_at": now, **values}
         conn.execute(insert(S).values(row))
+
+
+def claim_refresh(conn: Connection, shop: str, claim: str, now: datetime, until: datetime) -> bool:
+    """Take the shop's refresh claim until `until`, unless another process holds one that has
+    not expired; whether it is ours now. The claim lets the call to Shopify run outside any
+    transaction: on SQLite a transaction would hold the one write lock every webhook needs."""
+    free = or_(S.refresh_claimed_until.is_(None), S.refresh_claimed_until <= now)
+    done = conn.execute(
+        update(S)
+        .where(S.id == offline_session_id(shop), free)
+        .values(refresh_claim=claim, refresh_claimed_until=until)
+    )
+    return done.rowcount == 1
+
+
+def release_refresh(conn: Connection, shop: str, claim: str) -> None:
+    """Give up our refresh claim (the refresh failed; the next use tries again)."""
+    conn.execute(
+        update(S)
+        .where(S.id == offline_session_id(shop), S.refresh_claim == claim)
+        .values(refresh_claim=None, refresh_claimed_until=None)
+    )
 
 
 def mark_installed(conn: Connection, shop: str, now: datetime, *, scopes: str) -> None:

@@ -35,6 +35,7 @@ from timedify.metrics import Metrics
 from timedify.processing.worker import Worker
 from timedify.settings import Settings
 from timedify.shopify.contracts import BillingReader, TokenExchanger
+from timedify.shopify.services import ShopifyServices
 from timedify.store import events
 from timedify.web import app_home, smoke
 from timedify.web.health import HealthDocument, HealthProbe
@@ -57,6 +58,8 @@ class Services:
     background: list[Any] = field(default_factory=list)
     # `alive()` of the background services that have one (the in-process worker), for /health.
     alive_checks: list[Callable[[], bool]] = field(default_factory=list)
+    # Tokens, Admin API and billing; None while no TOKEN_ENCRYPTION_KEY is set.
+    shopify: ShopifyServices | None = None
 
 
 # A background service the lifespan starts and stops (the in-process worker is one).
@@ -70,8 +73,12 @@ def create_app(
     exchanger: TokenExchanger | None = None,
     billing: BillingReader | None = None,
 ) -> Any:
-    """The service as one ASGI callable; `exchanger`/`billing` serve the app home (S1, S3, S7)."""
+    """The service as one ASGI callable. The app home (S1, S3, S7) exchanges tokens and reads
+    billing through `exchanger`/`billing`, by default the product's (`ShopifyServices`)."""
     services = _build_services(settings)
+    if services.shopify is not None:
+        exchanger = exchanger or services.shopify.tokens
+        billing = billing or services.shopify.billing
     endpoint = WebhookEndpoint(settings, services.committer, services.metrics)
     health = _HealthRoutes(services.health)
     site = Starlette(
@@ -120,8 +127,14 @@ def background_services(settings: Settings) -> list[BackgroundFactory]:
 
 def in_process_worker(services: Services) -> Worker:
     """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
+    shopify = services.shopify
     return Worker(
-        services.settings, services.engine, wakeup=services.wakeup, metrics=services.metrics
+        services.settings,
+        services.engine,
+        wakeup=services.wakeup,
+        metrics=services.metrics,
+        jobs=shopify.worker_jobs() if shopify is not None else [],
+        after_commit=shopify.followups() if shopify is not None else None,
     )
 
 
@@ -156,7 +169,15 @@ def _build_services(settings: Settings) -> Services:
         settings, read_engine, committer.state, migrate.head_revision(), worker_alive
     )
     return Services(
-        settings, engine, read_engine, committer, metrics, probe, wakeup, alive_checks=alive_checks
+        settings,
+        engine,
+        read_engine,
+        committer,
+        metrics,
+        probe,
+        wakeup,
+        alive_checks=alive_checks,
+        shopify=ShopifyServices.optional(settings, engine, metrics),
     )
 
 

@@ -345,3 +345,30 @@ def test_the_worker_refreshes_expiring_tokens_by_itself(world: World) -> None:
         worker.stop()
     assert world.state.count("refresh") == 1
     assert world.session()["expires_at"] > utcnow() + timedelta(minutes=30)  # type: ignore[operator]
+
+
+def test_no_transaction_is_open_while_shopify_answers_a_refresh(world: World) -> None:
+    """On SQLite a transaction would hold the write lock every webhook's commit needs."""
+    world.install()
+    world.expire_soon()
+    world.state.answer_delay = 1.0
+    refreshed: list[str] = []
+    worker = threading.Thread(target=lambda: refreshed.append(world.manager.access_token(SHOP)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while world.state.count("refresh") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert world.state.count("refresh") == 1  # Shopify has the request and is answering
+    # A writer that does not wait at all gets the lock (SQLite: BEGIN IMMEDIATE, busy_timeout 0;
+    # PostgreSQL: a row lock on the session with lock_timeout 0).
+    other = make_engine(world.settings.database_url, busy_timeout_ms=0)
+    with other.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")
+        conn.execute(
+            update(ShopSession).where(ShopSession.shop_domain == SHOP).values(scope="read_themes")
+        )
+    other.dispose()
+    worker.join(30)
+    assert len(refreshed) == 1
+    assert world.state.access_tokens[refreshed[0]].shop == SHOP
