@@ -33,7 +33,7 @@ from timedify.logs import get_logger
 from timedify.metrics import Metrics
 from timedify.settings import Settings
 from timedify.store import events
-from timedify.web import smoke
+from timedify.web import console, smoke
 from timedify.web.health import HealthDocument, HealthProbe
 
 log = get_logger("timedify.web.app")
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, background: list[BackgroundFactory] | None
             Route("/health/webhooks", _webhooks_health, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             *smoke.routes(),
+            *console.routes(services),
         ],
         lifespan=_lifespan(services, background or []),
     )
