@@ -13,7 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, cast, func, literal, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
 
 from timedify.ingest.webhooks import COMPLIANCE_TOPICS
 from timedify.models import (
@@ -89,6 +100,14 @@ def list_events(
     limit: int = 50,
 ) -> list[EventRow]:
     """Up to `limit` events matching `filters`, newest first, strictly older than `before`."""
+    stmt = list_events_statement(filters, before=before, limit=limit)
+    return [EventRow(**row._mapping) for row in conn.execute(stmt)]
+
+
+def list_events_statement(
+    filters: EventFilters, *, before: tuple[datetime, int] | None, limit: int
+) -> Select[Any]:
+    """The query of `list_events` (its plan is tested)."""
     stmt = select(*_ROW).order_by(_E.received_at.desc(), _E.id.desc()).limit(limit)
     for column, value in (
         (_E.topic, filters.topic),
@@ -106,7 +125,7 @@ def list_events(
         stmt = stmt.where(
             tuple_(_E.received_at, _E.id) < tuple_(literal(at, UTCDateTime()), literal(event_pk))
         )
-    return [EventRow(**row._mapping) for row in conn.execute(stmt)]
+    return stmt
 
 
 @dataclass(frozen=True)
