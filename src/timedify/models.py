@@ -153,6 +153,15 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_received", "received_at", "id"),
         Index("ix_webhook_events_shop_received", "shop_domain", "received_at", "id"),
         Index("ix_webhook_events_topic_received", "topic", "received_at", "id"),
+        # The newest processed event per topic (`/health/webhooks`, the console's overview).
+        # Partial: the ingest INSERT stores an event unprocessed and never touches it.
+        Index(
+            "ix_webhook_events_topic_processed",
+            "topic",
+            "processed_at",
+            sqlite_where=text("processed_at IS NOT NULL"),
+            postgresql_where=text("processed_at IS NOT NULL"),
+        ),
         Index(
             "ix_webhook_events_state_received",
             "state",

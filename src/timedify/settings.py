@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     @field_validator("console_password", mode="before")
     @classmethod
     def _console_password(cls, value: Any, info: ValidationInfo) -> Any:
-        if value == "":
+        if value is None or value == "":
             return None
         text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         if info.data.get("environment") == "production" and (

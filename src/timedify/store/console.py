@@ -106,7 +106,7 @@ def list_events(
 
 def list_events_statement(
     filters: EventFilters, *, before: tuple[datetime, int] | None, limit: int
-) -> Select[Any]:
+) -> Select[*tuple[Any, ...]]:
     """The query of `list_events` (its plan is tested)."""
     stmt = select(*_ROW).order_by(_E.received_at.desc(), _E.id.desc()).limit(limit)
     for column, value in (
@@ -226,7 +226,7 @@ def activity_series(
 def _bucket(conn: Connection, column: Any, seconds: int) -> ColumnElement[Any]:
     """The column's Unix time divided by `seconds` (timestamps are stored as naive UTC)."""
     if conn.dialect.name == "sqlite":
-        return cast(func.strftime("%s", column), Integer) / seconds
+        return cast(func.strftime("%s", column), Integer) // seconds  # integer division
     return cast(func.floor(func.extract("epoch", column) / seconds), Integer)
 
 

@@ -147,31 +147,61 @@ def test_get_event_with_attempts_and_dead_letter(db_url: str) -> None:
 
 
 def test_activity_series_counts_per_bucket(db_url: str) -> None:
-    """Received events by receipt, processed and failed attempts by their end; synthetic and
-    older ones left out."""
-    recent = event_row(age=timedelta(minutes=10))
-    rows = [{**recent, "webhook_id": f"r{i}"} for i in range(3)] + [
+    """Received events by receipt, processed and failed attempts by their end, summed per
+    5-minute bucket; synthetic and older ones left out."""
+    bucket = (int(NOW.timestamp()) - 900) // 300 * 300
+    start = datetime.fromtimestamp(bucket, UTC)
+    recent = event_row(age=timedelta(0))
+    rows = [
+        {**recent, "webhook_id": f"r{i}", "received_at": start + timedelta(seconds=10 * i + 1)}
+        for i in range(3)
+    ]
+    rows += [
         event_row(age=timedelta(hours=30)),
-        event_row(age=timedelta(minutes=10), synthetic=True),
+        {**event_row(age=timedelta(0), synthetic=True), "received_at": start},
     ]
     ids = _events(db_url, rows)
-    at = recent["received_at"]
-    base = {"started_at": at, "finished_at": at, "attempt": 1}
+    base = {"attempt": 1}
+    at = [start + timedelta(seconds=s) for s in (5, 250, 299)]
     insert_rows(
         db_url,
         EventAttempt,
         [
-            {**base, "event_pk": ids[0], "outcome": "processed"},
-            {**base, "event_pk": ids[1], "outcome": "retrying", "error": "x"},
-            {**base, "event_pk": ids[4], "outcome": "processed"},  # synthetic
+            {
+                **base,
+                "event_pk": ids[0],
+                "outcome": "processed",
+                "started_at": at[0],
+                "finished_at": at[0],
+            },
+            {
+                **base,
+                "event_pk": ids[1],
+                "outcome": "retrying",
+                "started_at": at[1],
+                "finished_at": at[1],
+            },
+            {
+                **base,
+                "event_pk": ids[2],
+                "outcome": "processed",
+                "started_at": at[2],
+                "finished_at": at[2],
+            },
+            {
+                **base,
+                "event_pk": ids[4],
+                "outcome": "processed",
+                "started_at": at[0],
+                "finished_at": at[0],
+            },
         ],
     )
     engine = make_engine(db_url)
     with engine.connect() as conn:
         series = console.activity_series(conn, NOW - timedelta(hours=24), 300)
     engine.dispose()
-    bucket = int(at.timestamp()) // 300 * 300
-    assert series == {"received": {bucket: 3}, "processed": {bucket: 1}, "failed": {bucket: 1}}
+    assert series == {"received": {bucket: 3}, "processed": {bucket: 2}, "failed": {bucket: 1}}
 
 
 def test_compliance_lists(db_url: str) -> None:

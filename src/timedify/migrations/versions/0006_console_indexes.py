@@ -1,4 +1,4 @@
-"""indexes for the operator console's keyset pages and chart
+"""indexes for the operator console's keyset pages, chart and per-topic activity
 
 Revision ID: 0006
 Revises: 0005
@@ -36,6 +36,14 @@ def upgrade() -> None:
         sqlite_where=sa.text(RARE_STATES_WHERE),
         postgresql_where=sa.text(RARE_STATES_WHERE),
     )
+    # The newest processed event per topic, read along an index (`/health/webhooks`).
+    op.create_index(
+        "ix_webhook_events_topic_processed",
+        _TABLE,
+        ["topic", "processed_at"],
+        sqlite_where=sa.text("processed_at IS NOT NULL"),
+        postgresql_where=sa.text("processed_at IS NOT NULL"),
+    )
     # The chart's processed and failed attempts of the last 24 h (C2).
     op.create_index("ix_event_attempts_finished_at", "event_attempts", ["finished_at"])
 
@@ -43,6 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_event_attempts_finished_at", table_name="event_attempts")
     op.drop_index("ix_webhook_events_state_received", table_name=_TABLE)
+    op.drop_index("ix_webhook_events_topic_processed", table_name=_TABLE)
     op.drop_index("ix_webhook_events_topic_received", table_name=_TABLE)
     op.drop_index("ix_webhook_events_shop_received", table_name=_TABLE)
     op.drop_index("ix_webhook_events_received", table_name=_TABLE)

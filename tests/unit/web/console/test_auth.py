@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.console import PASSWORD, console_settings
 from timedify.web.console.auth import LoginLimiter, Sessions
 
@@ -64,3 +66,19 @@ def test_limiter_counts_failures_per_client_in_a_sliding_window() -> None:
     assert limiter.retry_after("a", now=60.5) == 0  # the first failure left the window
     limiter.succeeded("a")
     assert limiter.retry_after("a", now=3.0) == 0
+
+
+def test_console_password_setting(tmp_path: Path) -> None:
+    """Unset or empty: the console is off (in production too); a weak one is refused there."""
+    from tests.support.settings import make_settings
+    from timedify.errors import ConfigError
+
+    url = "sqlite:///unused.sqlite3"
+    assert make_settings(url, tmp_path, environment="production").console_password is None
+    assert make_settings(url, tmp_path, console_password="").console_password is None
+    assert make_settings(url, tmp_path, console_password="short").console_password is not None
+    for weak in ["short", "changeme"]:
+        with pytest.raises(ConfigError, match="CONSOLE_PASSWORD"):
+            make_settings(url, tmp_path, environment="production", console_password=weak)
+    strong = make_settings(url, tmp_path, environment="production", console_password=PASSWORD)
+    assert strong.console_password is not None
