@@ -248,6 +248,10 @@ def test_compliance_lists(db_url: str) -> None:
         console.EventFilters(topic="app/uninstalled"),
         console.EventFilters(shop="a.myshopify.com"),
         console.EventFilters(state=EventState.DEAD),
+        console.EventFilters(state=EventState.PROCESSED),
+        console.EventFilters(topic="app/uninstalled", shop="a.myshopify.com"),
+        console.EventFilters(topic="app/uninstalled", state=EventState.DEAD),
+        console.EventFilters(topic="app/uninstalled", state=EventState.PROCESSED),
     ],
 )
 def test_sqlite_pages_walk_an_index_without_sorting(
@@ -265,3 +269,13 @@ def test_sqlite_pages_walk_an_index_without_sorting(
     engine.dispose()
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+    expected = (
+        "shop_received"
+        if filters.shop
+        else "state_received"
+        if filters.state == EventState.DEAD
+        else "topic_received"
+        if filters.topic
+        else "ix_webhook_events_received"
+    )
+    assert expected in plan, plan

@@ -66,6 +66,7 @@ class Console:
             settings.console_login_attempts, settings.console_login_window_seconds
         )
         self.nav = list(nav)
+        self.chart = views.ChartCache()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters.update(views.FILTERS)
 

@@ -79,15 +79,16 @@ async def overview(console: Console, request: Request) -> Response:
 
 async def chart(console: Console, request: Request) -> Response:
     """`/console/chart.json`: received / processed / failed per 5 minutes over 24 h."""
-    now = datetime.now(UTC)
-    end = int(now.timestamp()) // BUCKET_SECONDS * BUCKET_SECONDS
+    now = datetime.now(UTC).timestamp()
+    end = int(now) // BUCKET_SECONDS * BUCKET_SECONDS
     start = end - int(WINDOW.total_seconds()) + BUCKET_SECONDS
+    since = console.chart.since(start)
 
     def read() -> dict[str, dict[int, int]]:
         with console.services.engine.connect() as conn:
-            return queries.activity_series(conn, datetime.fromtimestamp(start, UTC), BUCKET_SECONDS)
+            return queries.activity_series(conn, datetime.fromtimestamp(since, UTC), BUCKET_SECONDS)
 
-    series = await console.db(read)
+    series = console.chart.merge(await console.db(read), start, since, now, BUCKET_SECONDS)
     x = list(range(start, end + 1, BUCKET_SECONDS))
     doc: dict[str, Any] = {"x": x, "bucket_seconds": BUCKET_SECONDS}
     for name, counts in series.items():

@@ -45,6 +45,37 @@ def _scalar(value: Any) -> bool:
     return value is not None and not isinstance(value, (dict, list))
 
 
+class ChartCache:
+    """The chart's counts of past buckets, kept between requests (one process's memory).
+
+    Events are stamped when they arrive and attempts when they end, and both commit within
+    seconds, so a bucket that ended more than `SETTLED_SECONDS` ago no longer changes: a
+    refresh reads only the newer ones instead of the whole day.
+    """
+
+    SETTLED_SECONDS = 60
+
+    def __init__(self) -> None:
+        self._series: dict[str, dict[int, int]] = {}
+        self._settled_until: int | None = None
+
+    def since(self, start: int) -> int:
+        """Where the next read must start for a window starting at `start` (Unix seconds)."""
+        settled = self._settled_until
+        return start if settled is None or settled < start else settled
+
+    def merge(
+        self, fresh: dict[str, dict[int, int]], start: int, since: int, now: float, bucket: int
+    ) -> dict[str, dict[int, int]]:
+        """The window's counts: the kept ones before `since`, then `fresh` (read from it)."""
+        for name, values in fresh.items():
+            kept = {t: n for t, n in self._series.get(name, {}).items() if start <= t < since}
+            kept.update(values)
+            self._series[name] = kept
+        self._settled_until = int(now - self.SETTLED_SECONDS) // bucket * bucket
+        return self._series
+
+
 def encode_cursor(cursor: tuple[datetime, int]) -> str:
     """An opaque `before=` value for the next page."""
     at, event_pk = cursor

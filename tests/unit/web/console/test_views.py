@@ -60,3 +60,17 @@ def test_cursor_round_trip_and_malformed_ones() -> None:
 )
 def test_ages(seconds: float, shown: str) -> None:
     assert views.FILTERS["age"](seconds) == shown
+
+
+def test_chart_cache_reads_only_unsettled_buckets() -> None:
+    """A bucket ended a minute ago is kept; the next read starts after it."""
+    cache = views.ChartCache()
+    start, bucket = 0, 300
+    assert cache.since(start) == 0
+    first = {"received": {0: 1, 300: 2, 600: 3}}
+    assert cache.merge(first, start, 0, now=700, bucket=bucket) == first
+    assert cache.since(start) == 600  # 700 - 60 s settles the buckets before 600
+    later = cache.merge({"received": {600: 5, 900: 1}}, start, 600, now=1000, bucket=bucket)
+    assert later == {"received": {0: 1, 300: 2, 600: 5, 900: 1}}
+    moved = cache.merge({"received": {900: 2}}, 300, cache.since(300), now=1000, bucket=bucket)
+    assert moved == {"received": {300: 2, 600: 5, 900: 2}}  # the window moved past 0
