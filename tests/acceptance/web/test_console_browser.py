@@ -35,9 +35,11 @@ def _history(db_url: str) -> None:
     topics = ["app/uninstalled", "app/scopes_update", "app_subscriptions/update"]
     rows = [
         event_row(
-            age=timedelta(minutes=7 * i + 3), topic=topics[i % 3], shop=f"s{i % 9}.myshopify.com"
+            age=timedelta(seconds=(86 + i % 7 * 20) * i + 30),
+            topic=topics[i % 3],
+            shop=f"s{i % 9}.myshopify.com",
         )
-        for i in range(200)
+        for i in range(800)
     ]
     ids = insert_rows(db_url, WebhookEvent, rows)
     attempts = []
