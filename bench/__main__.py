@@ -19,7 +19,8 @@ from bench.scenarios import Bench
 # measure a backlog no running worker lets grow.
 SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
 # Run only when named: they explain a figure rather than measure a target.
-OPTIONAL = ("layers",)
+# `console` seeds a million events per database (minutes): run it by name.
+OPTIONAL = ("layers", "console")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -41,6 +42,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--retention-events",
         type=int,
         help="old events (default: 200,000 on SQLite, 1,000,000 on PostgreSQL)",
+    )
+    parser.add_argument(
+        "--console-events", type=int, default=1_000_000, help="console scenario's events"
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to the doc")
     return parser.parse_args(argv)
@@ -107,6 +111,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.alerting(bench))
             elif name == "layers":
                 sections.append(scenarios.layers(bench))
+            elif name == "console":
+                sections.extend(_console(bench, args.console_events))
             elif name == "retention":
                 sections.extend(scenarios.retention_cleanup(bench, db) for db in procs)
             else:
@@ -125,6 +131,25 @@ def main(argv: list[str]) -> int:
         report.append(text)
         print(f"appended to {report.DOC}", file=sys.stderr)
     return 0
+
+
+def _console(bench: Bench, count: int) -> list[str]:
+    """The console scenario on a fresh database of each kind (see bench/console.py)."""
+    from bench import console
+
+    sections = []
+    for db in bench.services:
+        if db == "sqlite":
+            url = services.sqlite_database(bench.workdir, "console")
+        else:
+            assert bench.cluster is not None
+            url = services.postgres_database(bench.cluster)
+        section, rows = console.scenario(
+            db, url, bench.baseline, bench.secret, bench.workdir, count, bench.repeat
+        )
+        sections.append(section)
+        bench.targets.extend(rows)
+    return sections
 
 
 def _leave(signum: int, _frame: object) -> None:

@@ -111,6 +111,12 @@ RETENTION_INDEX_WHERE = (
     "state IN (" + ", ".join(f"'{s.value}'" for s in FINISHED_STATES) + ") OR synthetic"
 )
 
+# States few events are in and no ingest INSERT writes (an unhandled topic is stored `ignored`):
+# a partial index on them costs the hot path nothing. Repeated verbatim in the queries that use
+# it (SQLite's rule, as above).
+RARE_STATES = (EventState.RETRYING, EventState.DEAD)
+RARE_STATES_WHERE = "state IN (" + ", ".join(f"'{s.value}'" for s in RARE_STATES) + ")"
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -142,8 +148,28 @@ class WebhookEvent(Base):
 
     __table_args__ = (
         Index("ix_webhook_events_due", "state", "next_attempt_at"),
-        Index("ix_webhook_events_shop", "shop_domain"),
-        Index("ix_webhook_events_topic_received", "topic", "received_at"),
+        # The console's keyset pages (C3): newest first along (received_at, id), overall, per
+        # shop, per topic, and per rare state (the common ones are found along the first).
+        Index("ix_webhook_events_received", "received_at", "id"),
+        Index("ix_webhook_events_shop_received", "shop_domain", "received_at", "id"),
+        Index("ix_webhook_events_topic_received", "topic", "received_at", "id"),
+        # The newest processed event per topic (`/health/webhooks`, the console's overview).
+        # Partial: the ingest INSERT stores an event unprocessed and never touches it.
+        Index(
+            "ix_webhook_events_topic_processed",
+            "topic",
+            "processed_at",
+            sqlite_where=text("processed_at IS NOT NULL"),
+            postgresql_where=text("processed_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_webhook_events_state_received",
+            "state",
+            "received_at",
+            "id",
+            sqlite_where=text(RARE_STATES_WHERE),
+            postgresql_where=text(RARE_STATES_WHERE),
+        ),
         Index(
             "ix_webhook_events_retention",
             "received_at",
@@ -167,7 +193,8 @@ class EventAttempt(Base):
     )
     attempt: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed for the console's chart of the last 24 h (C2).
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     error_class: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)

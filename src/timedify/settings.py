@@ -11,7 +11,15 @@ import binascii
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from timedify.errors import ConfigError
@@ -107,6 +115,24 @@ class Settings(BaseSettings):
     # None: test charges count outside production only (development stores make test charges).
     billing_allow_test: bool | None = None
     shops_sync_interval_hours: float = Field(default=24.0, ge=0)
+
+    # Operator console (C1): served at /console only when CONSOLE_PASSWORD is set.
+    console_password: SecretStr | None = None
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    console_login_attempts: int = Field(default=5, ge=1)
+    console_login_window_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("console_password", mode="before")
+    @classmethod
+    def _console_password(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if info.data.get("environment") == "production" and (
+            text in PLACEHOLDER_SECRETS or len(text) < 12
+        ):
+            raise ValueError("a placeholder or a password under 12 characters in production")
+        return value
 
     @field_validator("shopify_api_secret_previous", "metrics_token", "sentry_dsn", mode="before")
     @classmethod

@@ -241,25 +241,38 @@ class TopicActivity:
 
 
 def activity_by_topic(conn: Connection, since: datetime) -> dict[str, TopicActivity]:
-    """Received / processed / pending / failures / dead letters per topic since `since`."""
+    """Received / processed / pending / failures / dead letters per topic since `since`.
+
+    Every figure is read along an index, per topic (the topics found by a skip scan of the
+    topic index), so the cost follows the window and the number of topics, not the size of
+    the table: a single GROUP BY over the events read all of them (seconds on a million).
+    """
     e, a, d = WebhookEvent, EventAttempt, DeadLetter
     real = e.synthetic.is_(False)
     stats: dict[str, dict[str, Any]] = {}
-    for topic, last_rx, last_done, in_window in conn.execute(
-        select(
-            e.topic,
-            func.max(e.received_at),
-            func.max(e.processed_at),
-            func.count().filter(e.received_at >= since),
-        )
-        .where(real)
-        .group_by(e.topic)
-    ):
-        stats.setdefault(topic, {}).update(
-            last_received_at=last_rx,
-            last_processed_at=last_done,
-            received_in_window=in_window,
-        )
+    for topic in _topics(conn):
+        last_rx = conn.execute(
+            select(e.received_at)
+            .where(e.topic == topic, real)
+            .order_by(e.received_at.desc(), e.id.desc())
+            .limit(1)
+        ).scalar()
+        if last_rx is None:
+            continue  # only synthetic events
+        last_done = conn.execute(
+            select(e.processed_at)
+            .where(e.topic == topic, e.processed_at.is_not(None), real)
+            .order_by(e.processed_at.desc())
+            .limit(1)
+        ).scalar()
+        in_window = conn.execute(
+            select(func.count()).where(e.topic == topic, e.received_at >= since, real)
+        ).scalar_one()
+        stats[topic] = {
+            "last_received_at": last_rx,
+            "last_processed_at": last_done,
+            "received_in_window": in_window,
+        }
     for topic, backlog in backlog_by_topic(conn).items():
         stats.setdefault(topic, {}).update(
             pending=backlog.pending, oldest_pending_at=backlog.oldest_received_at
@@ -276,3 +289,14 @@ def activity_by_topic(conn: Connection, since: datetime) -> dict[str, TopicActiv
     ):
         stats.setdefault(topic, {})["dead_letters_in_window"] = dead
     return {topic: TopicActivity(**values) for topic, values in stats.items()}
+
+
+def _topics(conn: Connection) -> list[str]:
+    """Every topic stored, one index seek each (a loose index scan, on both databases)."""
+    e = WebhookEvent
+    first = select(func.min(e.topic).label("topic")).cte("topics", recursive=True)
+    step = select(select(func.min(e.topic)).where(e.topic > first.c.topic).scalar_subquery()).where(
+        first.c.topic.is_not(None)
+    )
+    topics = first.union_all(step)
+    return [t for t in conn.execute(select(topics.c.topic)).scalars() if t is not None]

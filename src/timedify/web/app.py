@@ -37,7 +37,7 @@ from timedify.settings import Settings
 from timedify.shopify.contracts import BillingReader, TokenExchanger
 from timedify.shopify.services import ShopifyServices
 from timedify.store import events
-from timedify.web import app_home, smoke
+from timedify.web import app_home, console, smoke
 from timedify.web.health import HealthDocument, HealthProbe
 
 log = get_logger("timedify.web.app")
@@ -89,6 +89,7 @@ def create_app(
             *app_home.routes(
                 settings, exchanger or app_home.NOT_WIRED, billing or app_home.NOT_WIRED
             ),
+            *console.routes(services),
         ],
         lifespan=_lifespan(services, background or []),
     )

@@ -342,7 +342,12 @@ def _postgres_with_old_events(request: pytest.FixtureRequest, tmp_path: Path, co
 
 
 def _assert_walks_the_index(plan: str) -> None:
-    assert "Index Scan using ix_webhook_events_retention on webhook_events e" in plan, plan
+    # Either (received_at, id) index is the walk: the partial retention one, or the console's
+    # full one (migration 0007), whose extra entries are the few unfinished events.
+    assert any(
+        f"Index Scan using {name} on webhook_events e" in plan
+        for name in ("ix_webhook_events_retention", "ix_webhook_events_received")
+    ), plan
     # The one sort left orders the batch's own rows, to report where the walk got to.
     assert [line.strip() for line in plan.splitlines() if "Sort Key" in line] == [
         "Sort Key: batch.received_at DESC, batch.id DESC"

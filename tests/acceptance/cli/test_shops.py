@@ -14,7 +14,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from tests.acceptance.test_cli import timedify
+from tests.support.cli import run_cli
 from tests.support.fake_shopify import FakeShopify, State, running
 from tests.support.fake_shopify.oauth import session_token
 from tests.support.helpers import drain, store_event, table_rows
@@ -41,7 +41,7 @@ GONE = "gone-shop.myshopify.com"
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The real command. (In-process, structlog's cached loggers would keep writing to the
     first CliRunner's closed stream while the fake Shopify's thread still runs.)"""
-    return timedify(env, *args)
+    return run_cli(env, *args)
 
 
 @pytest.fixture
@@ -203,13 +203,13 @@ def test_generate_key_prints_a_usable_key() -> None:
 def test_exit_codes_and_one_line_errors(sqlite_url: str, tmp_path: Path) -> None:
     env = settings_env(sqlite_url, tmp_path)
     no_key = {**env, "TOKEN_ENCRYPTION_KEY": ""}
-    result = timedify(no_key, "shops", "rotate-key")
+    result = run_cli(no_key, "shops", "rotate-key")
     assert result.returncode == 2
     assert "TOKEN_ENCRYPTION_KEY: missing" in result.stderr
     assert "Traceback" not in result.stderr
 
     bad_key = {**env, "TOKEN_ENCRYPTION_KEY": "short"}
-    result = timedify(bad_key, "shops", "list")
+    result = run_cli(bad_key, "shops", "list")
     assert result.returncode == 2
     assert "TOKEN_ENCRYPTION_KEY: not a Fernet key" in result.stderr
     assert "short" not in result.stderr
@@ -228,14 +228,14 @@ def test_exit_codes_and_one_line_errors(sqlite_url: str, tmp_path: Path) -> None
             refresh_token_expires_at=None,
         )
     engine.dispose()
-    result = timedify(env, "shops", "rotate-key")
+    result = run_cli(env, "shops", "rotate-key")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "cannot be decrypted" in result.stderr
 
     behind = settings_env(f"sqlite:///{tmp_path}/new.sqlite3", tmp_path)
-    assert timedify(behind, "shops", "list").returncode == 3
+    assert run_cli(behind, "shops", "list").returncode == 3
     gone = settings_env("postgresql://nobody@127.0.0.1:1/none", tmp_path)
-    result = timedify(gone, "shops", "list")
+    result = run_cli(gone, "shops", "list")
     assert result.returncode == 4
     assert "Traceback" not in result.stderr
