@@ -22,9 +22,6 @@ from timedify.ingest import webhooks
 from timedify.settings import Settings
 from timedify.toolkit.config_check import SettingCheck, raw_values
 
-# Pages the configuration names that another part of the app mounts: the app home (S1) and the
-# session-token bounce page. The one place to list routes `create_app` does not show (yet).
-PAGES_MOUNTED_ELSEWHERE = frozenset({"/app", "/auth/session-token"})
 Serves = Callable[[str], bool]
 
 
@@ -82,7 +79,7 @@ def service_routes(settings: Settings) -> Iterator[Serves]:
 
     app = create_app(settings)
     try:
-        yield lambda p: (p.rstrip("/") or "/") in PAGES_MOUNTED_ELSEWHERE or serves(app, p)
+        yield lambda p: serves(app, p)
     finally:
         app.services.health.close()
         app.services.engine.dispose()

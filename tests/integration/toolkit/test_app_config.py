@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.settings import TOKEN_KEY
 from timedify.ingest import webhooks
 from timedify.toolkit import app_config
 from timedify.toolkit.config_check import SettingCheck, has_failures
@@ -22,6 +23,7 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "SCOPES": "read_products",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
         "TMP_DIR": str(tmp_path),
+        "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
         **extra,
     }
 
