@@ -121,3 +121,9 @@ def _print(
         view.compliance_overdue == 0,
         f"compliance requests open: {view.compliance_open} ({view.compliance_overdue} overdue)",
     )
+    reauth = view.needs_reauth
+    console.status_line(
+        not reauth or None,
+        f"shops needing re-authentication: {len(reauth)}"
+        + (f" ({', '.join(reauth[:5])}{', ...' if len(reauth) > 5 else ''})" if reauth else ""),
+    )

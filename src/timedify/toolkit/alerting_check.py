@@ -178,7 +178,20 @@ def database_findings(conn: Connection, thresholds: Thresholds, now: datetime) -
         ),
     ]
     findings.append(_compliance_finding(conn, thresholds, now))
+    findings.append(_reauth_finding(conn))
     return findings
+
+
+def _reauth_finding(conn: Connection) -> Finding:
+    """Shops whose token Shopify refused (S4): WARNING, the merchant must open the app again."""
+    from timedify.store import shops
+
+    domains = [s.domain for s in shops.needing_reauth(conn)]
+    if not domains:
+        return Finding("shops_reauth", State.OK, "0 shops need re-authentication", 0)
+    listed = ", ".join(domains[:5]) + (", ..." if len(domains) > 5 else "")
+    text = f"{len(domains)} shops need re-authentication ({listed}): they must open the app"
+    return Finding("shops_reauth", State.WARNING, text, len(domains))
 
 
 def _compliance_finding(conn: Connection, thresholds: Thresholds, now: datetime) -> Finding:

@@ -12,7 +12,7 @@ from typing import Any
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 
-from timedify.store import events, reports
+from timedify.store import events, reports, shops
 
 # Latency percentiles are taken over the newest events only: bounded work on a big database.
 SAMPLE = 10_000
@@ -31,6 +31,8 @@ class Overview:
     handler_latency: dict[str, float | None] = field(default_factory=dict)
     compliance_open: int = 0
     compliance_overdue: int = 0
+    # Installed shops whose token Shopify refused: they must open the app again (S4).
+    needs_reauth: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Overview:
             "handler_latency_seconds": self.handler_latency,
             "compliance_open": self.compliance_open,
             "compliance_overdue": self.compliance_overdue,
+            "shops_needing_reauth": self.needs_reauth,
         }
 
 
@@ -70,6 +73,7 @@ def collect(conn: Connection, window: timedelta, now: datetime) -> Overview:
     overview.compliance_open, overview.compliance_overdue = reports.compliance_open_and_overdue(
         conn, now
     )
+    overview.needs_reauth = [s.domain for s in shops.needing_reauth(conn)]
     return overview
 
 

@@ -24,7 +24,7 @@ from tests.support.rows import (
 )
 from tests.support.servers import threaded_server
 from tests.support.settings import make_settings, settings_env
-from timedify.models import EventState
+from timedify.models import EventState, Shop
 
 FLY_PREFIX = "{time} app[683d5e0b] ams [info]"
 
@@ -265,3 +265,30 @@ def test_health_check_unreachable_is_critical(env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert "unreachable" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_shops_needing_reauthentication_warn_in_alerting_check_and_status(
+    db_url: str, tmp_path: Path
+) -> None:
+    """S4: a shop whose refresh Shopify refused is reported until the merchant opens the app."""
+    now = datetime.now(UTC)
+    shop = {"installed": True, "created_at": now, "updated_at": now}
+    insert_rows(
+        db_url,
+        Shop,
+        [
+            {**shop, "domain": "refused.myshopify.com", "needs_reauth_at": now},
+            {**shop, "domain": "fine.myshopify.com", "needs_reauth_at": None},
+            {**shop, "domain": "gone.myshopify.com", "installed": False, "needs_reauth_at": now},
+        ],
+    )
+    env = settings_env(db_url, tmp_path)
+    result = run_cli(env, "alerting-check", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = {f["name"]: f for f in orjson.loads(result.stdout)["findings"]}
+    assert findings["shops_reauth"]["state"] == "WARNING"
+    assert findings["shops_reauth"]["value"] == 1
+    assert "refused.myshopify.com" in findings["shops_reauth"]["text"]
+    status = run_cli(env, "status", "--json")
+    assert orjson.loads(status.stdout)["shops_needing_reauth"] == ["refused.myshopify.com"]
+    assert "shops needing re-authentication: 1" in run_cli(env, "status").stdout
