@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from timedify.web.console import compliance, deadletters, login, pages
+from timedify.web.console import compliance, deadletters, login, pages, shops
 from timedify.web.console.common import (
     HERE,
     LOGIN,
@@ -25,7 +25,7 @@ from timedify.web.console.common import (
 if TYPE_CHECKING:
     from timedify.web.app import Services
 
-# The pages, in navigation order; `extra` pages (e.g. the shops page) join them.
+# The pages, in navigation order; `extra` pages join them.
 PAGES = (
     Page(PREFIX, pages.overview, "Overview"),
     Page(PREFIX + "/chart.json", pages.chart),
@@ -44,6 +44,8 @@ PAGES = (
         deadletters.dismiss,
         methods=("POST",),
     ),
+    Page(PREFIX + "/shops", shops.page, "Shops"),
+    Page(PREFIX + "/shops/sync", shops.sync, methods=("POST",)),
     Page(PREFIX + "/compliance", compliance.page, "Compliance"),
     Page(PREFIX + "/logout", login.logout, methods=("POST",)),
 )
