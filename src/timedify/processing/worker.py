@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from timedify.ingest import webhooks
-from timedify.logs import get_logger
+from timedify.logs import get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import utcnow
 from timedify.processing import batches
@@ -210,7 +210,7 @@ def _log_outcome(event: ClaimedEvent, outcome: Outcome, duration: float) -> None
     fields = {
         "topic": event.topic,
         "shop": event.shop_domain,
-        "webhook_id": event.webhook_id,
+        "webhook_id": identifier(event.webhook_id),
         "status": outcome.state,
         "attempt": event.attempts,
         "duration_ms": round(duration * 1000, 1),
