@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from timedify.errors import ConfigError
 
 # Values that ship in .env.example or tutorials: fine on a laptop, refused in production.
+DATABASE_SCHEMES = ("sqlite:///", "postgres://", "postgresql://", "postgresql+psycopg://")
 PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "dev-secret", "timedify-dev-secret"}
 )
@@ -148,6 +149,20 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_scopes(cls, value: str) -> str:
         return ",".join(s.strip() for s in value.split(",") if s.strip())
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value  # `debug` is fine
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        # Checked here, not by SQLAlchemy at the first connection: every command then stops
+        # with one line and exit 2 instead of a traceback (`migrate` is Fly's release command).
+        if value and not value.startswith(DATABASE_SCHEMES):
+            raise ValueError("malformed: must start with sqlite:///, postgres:// or postgresql://")
+        return value
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> Settings:

@@ -16,7 +16,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError
 
-from timedify.settings import PLACEHOLDER_SECRETS, Settings
+from timedify.settings import DATABASE_SCHEMES, PLACEHOLDER_SECRETS, Settings
 
 SECRET_FIELDS = frozenset(
     {
@@ -28,7 +28,6 @@ SECRET_FIELDS = frozenset(
         "token_encryption_key_previous",
     }
 )
-DATABASE_SCHEMES = ("sqlite:///", "postgres://", "postgresql://", "postgresql+psycopg://")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run_cli
 from tests.support.settings import settings_env
 
@@ -28,3 +30,21 @@ def test_serve_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "run `timedify migrate`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["serve"], ["migrate"], ["status"]])
+@pytest.mark.parametrize("url", ["postgress://u:p@localhost/db", "sqlite://tmp/x.sqlite3"])
+def test_a_malformed_database_url_is_one_line_and_exit_2(
+    tmp_path: Path, command: list[str], url: str
+) -> None:
+    env = settings_env("sqlite:///unused", tmp_path, DATABASE_URL=url)
+    result = run_cli(env, *command)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "DATABASE_URL: malformed: must start with sqlite:///" in result.stderr
+    assert "p@localhost" not in result.stderr  # never the value (it may hold a password)
+
+
+def test_log_level_is_accepted_in_lower_case(tmp_path: Path, sqlite_url: str) -> None:
+    result = run_cli(settings_env(sqlite_url, tmp_path, LOG_LEVEL="debug"), "migrate", "--status")
+    assert result.returncode == 0, result.stderr
