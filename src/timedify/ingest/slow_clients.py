@@ -1,4 +1,5 @@
-"""A bound on the request head: connections that do not send one in time are closed.
+"""Bounds on the request head: in time (connections that do not send one are closed) and in
+size (a head over `MAX_HEAD_BYTES` gets `431` at once, as every proxy does).
 
 uvicorn bounds the wait between two requests of a connection (`timeout_keep_alive`) and the
 endpoint bounds the body (`BODY_READ_TIMEOUT_SECONDS`), but nothing bounds a new connection that
@@ -8,6 +9,8 @@ webhook away with `503`. `head_timeout_protocol()` is uvicorn's httptools protoc
 bound: a head begun and not finished within it gets `408` and the connection is closed; a
 connection that sent nothing is closed. Once the bound is passed, a connection is closed by the next
 sweep, a fraction of the bound later; the ack path pays two dictionary operations per request.
+Without the size bound a head of megabytes is read (and its values joined) whole, seconds of the
+event loop during which no webhook is acknowledged and `/health` does not answer.
 """
 
 from __future__ import annotations
@@ -28,6 +31,20 @@ _REQUEST_TIMEOUT = (
     b"content-length: %d\r\n"
     b"connection: close\r\n"
     b"\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+# nginx answers 400/414 beyond 4 x 8 KiB; Shopify's webhook heads are about 1-2 KiB.
+MAX_HEAD_BYTES = 64 * 1024
+_TOO_LARGE_BODY = (
+    b'{"error": "request_header_fields_too_large", "detail": "the request head is over 64 KiB"}'
+)
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: %d\r\n"
+    b"connection: close\r\n"
+    b"\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
 )
 
 
@@ -78,6 +95,7 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head_bytes: int | None = 0  # None: the head is complete, the body follows
         watch = self._watches.get(self.loop)
         if watch is None:
             watch = self._watches[self.loop] = _HeadWatch(self.loop, self.head_timeout)
@@ -88,13 +106,39 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
         self._watch.done(self)
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._head_bytes is None:
+            super().data_received(data)
+            return
+        self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after the parser took this chunk: count it against the bound.
+        if self._head_bytes is not None and self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._watch.wait(self, True)
 
     def on_headers_complete(self) -> None:
+        self._head_bytes = None
         self._watch.done(self)
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0  # the next request of this connection starts its head
+
+    def _head_too_large(self) -> None:
+        self._watch.done(self)
+        if not self.transport.is_closing():
+            answering = self.cycle is not None and not self.cycle.response_complete
+            if not answering:
+                self.transport.write(_TOO_LARGE)
+            self.transport.close()
+            log.warning(
+                "webhook_rejected", reason="head_too_large", status=431, limit=MAX_HEAD_BYTES
+            )
 
     def head_timed_out(self, begun: bool) -> None:
         if self.transport.is_closing():
