@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 TOPICS: tuple[str, ...] = (
     "app/uninstalled",
@@ -97,9 +97,13 @@ def parse_timestamp(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            return None
+        # In UTC, as stored: `9999-12-31T23:59:59-14:00` overflows here, not in the database
+        # (where it failed the whole commit batch it shared with other webhooks).
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 # Reserved for `timedify smoke`: its events are stored and processed like real ones, then

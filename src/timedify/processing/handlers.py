@@ -168,16 +168,19 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 
+# How far ahead of our receipt an event's time may be (clocks differ a little, never by days).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def event_time(event: ClaimedEvent, payload: Any) -> datetime:
-    """When the merchant action happened: `X-Shopify-Triggered-At`, else the payload's
-    `updated_at`, else when we received it (P5)."""
-    if event.triggered_at is not None:
-        return event.triggered_at
-    if isinstance(payload, dict):
-        updated = webhooks.parse_timestamp(_str(payload.get("updated_at")))
-        if updated is not None:
-            return updated
-    return event.received_at
+    """When the merchant action happened (P5): `X-Shopify-Triggered-At`, else the payload's
+    `updated_at`, else when we received it; never later than the receipt plus `CLOCK_SKEW`, so
+    a forged or wrong future time (the header is not signed) cannot make every later real
+    event of the shop look stale."""
+    at = event.triggered_at
+    if at is None and isinstance(payload, dict):
+        at = webhooks.parse_timestamp(_str(payload.get("updated_at")))
+    return min(at or event.received_at, event.received_at + CLOCK_SKEW)
 
 
 def _record_compliance(

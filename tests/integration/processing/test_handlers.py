@@ -23,7 +23,9 @@ from timedify.models import (
     Shop,
     ShopSession,
     Subscription,
+    WebhookEvent,
 )
+from timedify.processing.handlers import CLOCK_SKEW
 from timedify.settings import Settings
 from timedify.testing import sample_payload
 
@@ -316,3 +318,30 @@ def test_sample_payloads_of_every_topic_are_processed(settings: Settings, db_url
         store_event(db_url, topic, SHOP, payload=sample_payload(topic, SHOP))
     drain(settings)
     assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
+
+
+def test_a_forged_future_time_does_not_make_later_real_updates_stale(
+    settings: Settings, db_url: str
+) -> None:
+    """P5 bounds event times to the receipt plus a small skew: one delivery replayed with
+    `X-Shopify-Triggered-At: 2099-...` (the header is not signed) cannot pin the plan."""
+    now = datetime.now(UTC)
+    store_event(
+        db_url,
+        "app_subscriptions/update",
+        SHOP,
+        payload=subscription_payload("ACTIVE", now),
+        triggered_at=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    drain(settings)
+    later = now + CLOCK_SKEW + timedelta(minutes=1)
+    store_event(
+        db_url,
+        "app_subscriptions/update",
+        SHOP,
+        payload=subscription_payload("CANCELLED", later),
+        triggered_at=later,
+    )
+    execute(db_url, WebhookEvent.__table__.update().values(received_at=later))
+    drain(settings)
+    assert table_rows(db_url, Shop)[0]["plan_status"] == "CANCELLED"

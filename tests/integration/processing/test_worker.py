@@ -12,10 +12,8 @@ from sqlalchemy import Connection
 
 from tests.support.handlers import BROKEN, EMAIL
 from tests.support.helpers import drain, events, store_event, store_events, table_rows
-from tests.support.logcapture import captured_logs
 from tests.support.settings import SHOP, make_settings
 from timedify.db import make_engine
-from timedify.logs import NOT_AN_IDENTIFIER
 from timedify.models import (
     AppliedEvent,
     DeadLetter,
@@ -248,15 +246,3 @@ def test_ignored_duplicates_are_not_counted_as_failures(settings: Settings, db_u
     assert activity["app/uninstalled"].failures_in_window == 0
     assert activity["customers/redact"].failures_in_window == 3
     assert activity["customers/redact"].dead_letters_in_window == 1
-
-
-def test_worker_lines_mask_a_webhook_id_that_is_personal_data(
-    settings: Settings, db_url: str
-) -> None:
-    """One rule for identifiers: the intake masks an e-mail as webhook id, so does the worker."""
-    store_event(db_url, "app/uninstalled", SHOP, webhook_id="jane.doe@example.com")
-    with captured_logs() as logs:
-        drain(settings)
-    assert b"jane.doe@example.com" not in logs.raw
-    [line] = logs.lines("event_processed")
-    assert line["webhook_id"] == NOT_AN_IDENTIFIER

@@ -103,3 +103,10 @@ def test_every_topic_has_its_path_and_the_alias_exists() -> None:
     for topic in webhooks.TOPICS:
         assert webhooks.TOPIC_PATHS[f"/webhooks/{topic}"] == topic
     assert webhooks.TOPIC_PATHS["/webhooks/app/subscriptions_update"] == "app_subscriptions/update"
+
+
+def test_a_time_out_of_range_in_utc_is_unreadable_not_an_overflow() -> None:
+    assert webhooks.parse_timestamp("9999-12-31T23:59:59-14:00") is None
+    assert webhooks.parse_timestamp("2026-05-01T14:00:00+02:00") == datetime(
+        2026, 5, 1, 12, 0, tzinfo=UTC
+    )
