@@ -47,7 +47,9 @@ def test_a_valid_token_gives_shop_user_session_and_expiry() -> None:
 
 
 def test_the_verifier_for_settings_uses_the_api_key_and_both_secrets(tmp_path: Path) -> None:
-    settings = make_settings("sqlite://", tmp_path, shopify_api_secret_previous=PREVIOUS_SECRET)
+    settings = make_settings(
+        f"sqlite:///{tmp_path}/x.sqlite3", tmp_path, shopify_api_secret_previous=PREVIOUS_SECRET
+    )
     verifier = SessionTokenVerifier.for_settings(settings)
     for secret in (SECRET, PREVIOUS_SECRET):
         token = session_token(SHOP, secret=secret, api_key=settings.shopify_api_key)
