@@ -38,15 +38,9 @@ from timedify.models import (
     WebhookEvent,
 )
 from timedify.store.events import FAILED_OUTCOMES
+from timedify.store.reports import UNAPPLIED_STATES
 
 _E, _A = WebhookEvent, EventAttempt
-# A compliance webhook not applied yet: its request has no row, its deadline runs from receipt.
-UNAPPLIED_STATES = (
-    EventState.RECEIVED,
-    EventState.RETRYING,
-    EventState.PROCESSING,
-    EventState.DEAD,
-)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,14 @@ from sqlalchemy import Connection, func, select
 from timedify.models import ComplianceRequest, EventAttempt, EventState, WebhookEvent
 
 _C, _E, _A = ComplianceRequest, WebhookEvent, EventAttempt
-# A compliance webhook not yet turned into a request (still queued, failing or dead).
-_UNAPPLIED = (EventState.RECEIVED, EventState.RETRYING, EventState.PROCESSING, EventState.DEAD)
+# A compliance webhook not yet turned into a request (queued, failing or dead): its deadline
+# runs from receipt.
+UNAPPLIED_STATES = (
+    EventState.RECEIVED,
+    EventState.RETRYING,
+    EventState.PROCESSING,
+    EventState.DEAD,
+)
 
 
 def compliance_open_and_overdue(conn: Connection, now: datetime) -> tuple[int, int]:
@@ -52,7 +58,7 @@ def unapplied_compliance_due_by(
             func.count().filter(_E.received_at <= crit_by - deadline),
         ).where(
             _E.topic.in_(sorted(topics)),
-            _E.state.in_(_UNAPPLIED),
+            _E.state.in_(UNAPPLIED_STATES),
             _E.synthetic.is_(False),
         )
     ).one()
