@@ -143,6 +143,10 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
             assert "customers/redact" in page.inner_text("#compliance")
             page.screenshot(path=str(shots / "console-compliance.png"), full_page=True)
 
+            page.click("nav >> text=Shops")
+            assert OTHER_SHOP in page.inner_text("#shops")  # its uninstall made it known
+            page.screenshot(path=str(shots / "console-shops.png"), full_page=True)
+
             page.click("form.logout button")
             assert page.url.startswith(base + "/console/login")
             page.goto(base + "/console/dead-letters")
