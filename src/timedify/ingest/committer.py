@@ -136,6 +136,10 @@ class GroupCommitter:
         self._submitted += 1  # written by the loop, read by anyone: only a bound depends on it
         return future
 
+    def waiting(self) -> bool:
+        """Whether webhooks wait for their commit (an in-process worker gives way to them)."""
+        return self._submitted > sum(writer.settled for writer in self._writers)
+
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put(self._open.pop(loop))
 
