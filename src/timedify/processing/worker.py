@@ -64,7 +64,7 @@ class Worker:
         self._beat_every = min(5.0, settings.worker_lease_seconds / 3)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._held: str | None = None
         self._last_beat = float("-inf")
         self.processed = 0
