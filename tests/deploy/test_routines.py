@@ -74,6 +74,10 @@ def test_weekly_review_posts_the_report_and_files_an_issue() -> None:
     notices = [step for step in steps(weekly) if step.get("if", "").strip("${} ") == "failure()"]
     assert notices
     assert "ALERT_WEBHOOK_URL" in notices[0]["run"]
+    used = set(re.findall(r"secrets\.([A-Z_]+)", (WORKFLOWS / "weekly-log-review.yml").read_text()))
+    documented = (ROOT / "docs" / "deploy.md").read_text()
+    assert used == {"FLY_API_TOKEN", "FLY_APP", "ALERT_WEBHOOK_URL"}
+    assert {name for name in used if name not in documented} == set()
 
 
 def test_monthly_update_tests_the_upgrade_and_opens_a_pull_request() -> None:

@@ -111,8 +111,10 @@ class LogsReport:
         elif event == "console_dead_letter_dismissed":
             self.dead_letters_resolved += 1
         elif event == "console_dead_letters_replayed":
-            replayed = record.get("replayed")
-            self.dead_letters_resolved += replayed if type(replayed) is int else 0
+            # `replayed` counts every attempt; the `failed` ones stay dead letters.
+            replayed, failed = record.get("replayed"), record.get("failed")
+            if type(replayed) is int:
+                self.dead_letters_resolved += replayed - (failed if type(failed) is int else 0)
         if record.get("error_class") or record.get("level") in log_scan.ERROR_LEVELS:
             self.add_failure(record)
 

@@ -85,7 +85,7 @@ def week() -> list[bytes]:
         )
     ] * 2
     lines += [line("console_dead_letter_dismissed", dead_letter_id=1)]
-    lines += [line("console_dead_letters_replayed", replayed=3, failed=0)]
+    lines += [line("console_dead_letters_replayed", replayed=4, failed=1)]
     lines += [
         line(
             "admin_api_call",
