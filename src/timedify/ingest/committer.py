@@ -312,7 +312,7 @@ class _Writer:
             self._conn, sqlite = self._committer.connect()
             if sqlite:
                 raw = self._conn.connection.driver_connection
-                assert raw is not None
+                assert raw is not None  # narrows the type: a connected pysqlite has one  # nosec B101
                 WalCheckpointer.take_over(raw)
                 # The lock is asked for by `_store`, not by SQLite's sleeping busy handler.
                 self._lock_wait = sqlite_pragmas.take_busy_timeout(raw)

@@ -57,7 +57,7 @@ def process(
     except LeaseLost:
         return Outcome(AttemptResult.LOST)
     except Exception as exc:
-        rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         with engine.begin() as conn:
             return _failed(conn, event, exc, policy, rng, started, clock, replay)
 
@@ -90,7 +90,7 @@ def process_batch(
     back and the same events up to the failing one run again one savepoint each, so that the
     failing event rolls back alone and gets its attempt record, retry or dead letter.
     """
-    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
     bound = _Bound(max_seconds, stopping, monotonic)
     failure = _OnFailure(policy, rng, clock)
     try:

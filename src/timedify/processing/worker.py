@@ -72,7 +72,7 @@ class Worker:
         self._beat_every = min(5.0, settings.worker_lease_seconds / 3)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._held: str | None = None
         # Claims whose release failed (the database went away): released when it is back, not
         # left to wait out their lease (their events were not applied).
