@@ -6,6 +6,9 @@ On PostgreSQL a batch's rows travel as one array per column and become a relatio
 SQLite a statement is a function call, not a round trip: the same changes run as `executemany`
 of the one-row statement (`prepared.Prepared`), which the callers keep for that dialect.
 
+Every name in these statements comes from the models; values are only ever parameters (hence
+the `nosec B608` on the lines that join them into SQL text).
+
 `one_of` is the matching WHERE clause for "any of these values": `= ANY(array)` on PostgreSQL
 (one SQL text for any number of values, so the driver and the server parse it once), an
 expanding `IN` elsewhere.
@@ -53,7 +56,8 @@ def insert_rows(
     columns = tuple(rows[0])
     relation, params = _relation(conn, model, columns, rows)
     names = ", ".join(columns)
-    sql = f"INSERT INTO {model.__tablename__} ({names}) SELECT {names} FROM {relation}"  # names from the models  # nosec B608
+    table = model.__tablename__
+    sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {relation}"  # nosec B608
     if conflict:
         sql += f" ON CONFLICT {conflict}"
     if returning:
@@ -79,7 +83,8 @@ def update_rows(
     relation, params = _relation(conn, model, columns, rows)
     joined = " AND ".join(f"{model.__tablename__}.{c} = v.{c}" for c in match)
     condition = f"{joined} AND {where}" if where else joined
-    sql = f"UPDATE {model.__tablename__} SET {assign} FROM {relation} WHERE {condition}"  # names from the models  # nosec B608
+    table = model.__tablename__
+    sql = f"UPDATE {table} SET {assign} FROM {relation} WHERE {condition}"  # nosec B608
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
@@ -90,7 +95,8 @@ def delete_rows(
     columns = tuple(rows[0])
     relation, params = _relation(conn, model, columns, rows)
     condition = " AND ".join(f"{model.__tablename__}.{c} = v.{c}" for c in match)
-    sql = f"DELETE FROM {model.__tablename__} USING {relation} WHERE {condition}"  # names from the models  # nosec B608
+    table = model.__tablename__
+    sql = f"DELETE FROM {table} USING {relation} WHERE {condition}"  # nosec B608
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
