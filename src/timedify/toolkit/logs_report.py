@@ -108,13 +108,11 @@ class LogsReport:
             self.dead_letters_opened += event == "event_dead_lettered"
         elif event == "admin_api_call":
             self.admin_calls[_text(record.get("operation")), _text(record.get("outcome"))] += 1
-        elif event == "console_dead_letter_dismissed":
+        elif event == "dead_letter_dismissed":
             self.dead_letters_resolved += 1
-        elif event == "console_dead_letters_replayed":
-            # `replayed` counts every attempt; the `failed` ones stay dead letters.
-            replayed, failed = record.get("replayed"), record.get("failed")
-            if type(replayed) is int:
-                self.dead_letters_resolved += replayed - (failed if type(failed) is int else 0)
+        elif event == "dead_letter_replayed":
+            # A replay that failed again leaves the dead letter open.
+            self.dead_letters_resolved += record.get("status") == "processed"
         if record.get("error_class") or record.get("level") in log_scan.ERROR_LEVELS:
             self.add_failure(record)
 

@@ -84,8 +84,10 @@ def week() -> list[bytes]:
             status="dead",
         )
     ] * 2
-    lines += [line("console_dead_letter_dismissed", dead_letter_id=1)]
-    lines += [line("console_dead_letters_replayed", replayed=4, failed=1)]
+    lines += [line("dead_letter_dismissed", dead_letter_id=1)]
+    lines += [line("dead_letter_replayed", dead_letter_id=n, status="processed") for n in (2, 3, 4)]
+    lines += [line("dead_letter_replayed", dead_letter_id=5, status="dead", error_type="KeyError")]
+    lines += [line("console_dead_letters_replayed", replayed=4, failed=1)]  # not counted twice
     lines += [
         line(
             "admin_api_call",
