@@ -23,6 +23,14 @@ class ConfigError(TimedifyError):
         super().__init__("; ".join(problems))
 
 
+class UsageError(TimedifyError):
+    """The command line asks for something impossible (a missing or conflicting argument).
+
+    Exit code 2 in every command, as Click gives its own usage errors."""
+
+    exit_code = 2
+
+
 class DatabaseBehindError(TimedifyError):
     """The database schema is older than the code: migrations have not been applied."""
 

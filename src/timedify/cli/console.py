@@ -61,8 +61,17 @@ def heading(text: str) -> None:
     out.print(Text(text, style="bold underline"))
 
 
-def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table: boxed with colour on a terminal, simple aligned columns otherwise."""
+def grid(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: str | None = None,
+) -> None:
+    """A table: boxed with colour on a terminal, simple aligned columns otherwise.
+
+    On a narrow terminal only the `wrap` column (e.g. a long error) folds; the others (ids,
+    topics, times) stay whole.
+    """
     terminal = out.is_terminal
     view = Table(
         title=title,
@@ -72,7 +81,10 @@ def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]
         title_justify="left",
     )
     for column in columns:
-        view.add_column(column)
+        if wrap is None:
+            view.add_column(column)
+        else:
+            view.add_column(column, no_wrap=column != wrap, overflow="fold")
     for row in rows:
         view.add_row(*(Text(str(cell)) for cell in row))
     if terminal:
