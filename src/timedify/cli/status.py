@@ -61,6 +61,15 @@ def status(
     _print(view, checks, health, head, hours, "SQLite" if settings.is_sqlite else "PostgreSQL")
 
 
+def _latency(p: dict[str, float | None]) -> str:
+    if not p.get("count"):
+        return "processing latency (received → processed): no event processed in the window"
+    return (
+        f"processing latency (received → processed): p50 {p['p50']} s, "
+        f"p95 {p['p95']} s, p99 {p['p99']} s (n={p['count']})"
+    )
+
+
 def _health(url: str) -> str:
     import httpx
 
@@ -110,13 +119,16 @@ def _print(
         ["topic", "received", "pending", "failures", "dead letters", "last received (UTC)"],
         rows or [("(none)", 0, 0, 0, 0, "-")],
     )
+    failures = sum(a.failures_in_window for a in view.activity.values())
+    # A failing handler is retried quietly until it becomes a dead letter: say so before then.
+    console.status_line(
+        failures == 0 or None,
+        f"handler failures in the last {hours:g} h: {failures}"
+        + (" (retried until applied or dead; `timedify logs-watch --errors`)" if failures else ""),
+    )
     dead = sum(view.dead_letters.values())
     console.status_line(dead == 0 or None, f"unresolved dead letters: {dead}")
-    p = view.processing_latency
-    console.plain(
-        f"processing latency (received → processed): p50 {p['p50']} s, "
-        f"p95 {p['p95']} s, p99 {p['p99']} s (n={p['count']})"
-    )
+    console.plain(_latency(view.processing_latency))
     console.status_line(
         view.compliance_overdue == 0,
         f"compliance requests open: {view.compliance_open} ({view.compliance_overdue} overdue)",
