@@ -31,6 +31,18 @@ class UsageError(TimedifyError):
     exit_code = 2
 
 
+class ListenError(TimedifyError):
+    """`serve` cannot listen on its HOST and PORT (in use, not an address of this machine)."""
+
+    exit_code = 2
+
+
+class ServiceStartError(TimedifyError):
+    """The service stopped while starting; its log lines say why."""
+
+    exit_code = 1
+
+
 class DatabaseBehindError(TimedifyError):
     """The database schema is older than the code: migrations have not been applied."""
 
