@@ -66,3 +66,16 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     statement and its parameters that SQLAlchemy appends on later lines."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
+
+
+def database_reason(exc: BaseException, password: str | None = None, limit: int = 300) -> str:
+    """The driver's own first line, e.g. `connection to server at "127.0.0.1", port 5433
+    failed: Connection refused`: what an operator acts on. SQLAlchemy's wrapper adds only the
+    class and a link; the password, should a driver ever repeat it, is masked."""
+    inner = getattr(exc, "orig", None) or exc
+    lines = str(inner).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    text = text.removeprefix("connection failed: ")[:limit]
+    if password:
+        text = text.replace(password, "***")
+    return text or type(inner).__name__

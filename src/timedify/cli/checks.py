@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from timedify.cli import console
-from timedify.errors import TimedifyError
+from timedify.errors import TimedifyError, database_reason
 from timedify.toolkit import alerting_check as alerting
 from timedify.toolkit import log_scan
 from timedify.toolkit.alerting_check import Finding, Report, State, Threshold, Thresholds
@@ -200,9 +200,8 @@ def _database_findings(limits: Thresholds) -> list[Finding]:
         with engine.connect() as conn:
             return alerting.database_findings(conn, limits, datetime.now(UTC))
     except Exception as exc:  # any driver error means the source could not be read
-        return [
-            Finding("database", State.UNKNOWN, f"cannot read the database ({type(exc).__name__})")
-        ]
+        reason = database_reason(exc, engine.url.password)
+        return [Finding("database", State.UNKNOWN, f"cannot read the database: {reason}")]
     finally:
         engine.dispose()
 

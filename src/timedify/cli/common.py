@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from timedify import migrate
 from timedify.db import engine_for
-from timedify.errors import DatabaseUnavailableError
+from timedify.errors import DatabaseUnavailableError, database_reason
 from timedify.logs import configure_logging
 from timedify.settings import Settings, load_settings
 
@@ -40,6 +40,7 @@ def open_engine(settings: Settings, **kwargs: Any) -> Iterator[Engine]:
         migrate.require_current(engine)
         yield engine
     except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(f"database error: {type(exc).__name__}") from exc
+        reason = database_reason(exc, engine.url.password)
+        raise DatabaseUnavailableError(f"database error: {reason}") from exc
     finally:
         engine.dispose()
