@@ -64,14 +64,18 @@ def health_check(
 ) -> None:
     import httpx
 
-    from timedify.toolkit import health_check
+    from timedify.toolkit import health_check, urls
 
     timing = health_check.Timing(warn_ms, crit_ms)
-    base = (url or _local_url()).rstrip("/")
+    base = urls.base_url(url) if url else _local_url()
     with httpx.Client(timeout=timeout) as client:
-        results = health_check.health_probes(client, base, timing)
-        results += health_check.route_probes(client, base, timing)
-    if config:
+        down = health_check.unreachable(client, base)
+        if down is None:
+            results = health_check.health_probes(client, base, timing)
+            results += health_check.route_probes(client, base, timing)
+        else:
+            results = [down]
+    if config and down is None:
         results.append(_config_probe())
     code = health_check.exit_code(results)
     summary = {0: "all checks passed", 1: "warnings", 2: "CRITICAL failures"}[code]
@@ -144,11 +148,20 @@ def alerting_check(
     if db:
         report.findings += _database_findings(limits)
     if url:
-        report.findings.append(alerting.url_finding(url))
+        report.findings.append(_url_finding(url))
     _print_report(report, json)
     if notify and report.state != State.OK:
         _notify(notify, report)
     raise typer.Exit(int(report.state))
+
+
+def _url_finding(url: str) -> Finding:
+    from timedify.toolkit import urls
+
+    try:
+        return alerting.url_finding(urls.base_url(url))
+    except TimedifyError as exc:
+        return Finding("health", State.UNKNOWN, str(exc))
 
 
 def parse_thresholds(items: list[str]) -> Thresholds:

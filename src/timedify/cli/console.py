@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -39,7 +40,12 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+
+
+def warning(message: str) -> None:
+    """One line on stderr that does not fail the command."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def mark(ok: bool | None) -> str:

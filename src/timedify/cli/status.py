@@ -34,12 +34,12 @@ def status(
     from timedify import migrate
     from timedify.cli.common import open_engine
     from timedify.settings import load_settings
-    from timedify.toolkit import config_check
+    from timedify.toolkit import config_check, urls
     from timedify.toolkit import status as overview
 
     settings = load_settings()
     checks = config_check.check_config()
-    health = _health(url) if url else None
+    health = _health(urls.base_url(url)) if url else None
     with (
         open_engine(settings, read_only=True, statement_timeout_ms=10_000) as engine,
         engine.connect() as conn,
@@ -73,10 +73,14 @@ def _latency(p: dict[str, float | None]) -> str:
 def _health(url: str) -> str:
     import httpx
 
+    from timedify.toolkit import urls
+
     try:
-        return str(httpx.get(url.rstrip("/") + "/health", timeout=5).json().get("status"))
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return f"unreachable ({type(exc).__name__})"
+        return str(httpx.get(url + "/health", timeout=5).json().get("status"))
+    except httpx.HTTPError as exc:
+        return f"unreachable: {urls.reason(exc)}"
+    except (ValueError, AttributeError):
+        return "not a health document"
 
 
 def _print(
