@@ -46,8 +46,14 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a source could not be read).
 
 
 def register(app: typer.Typer) -> None:
-    app.command("health-check", help=HEALTH_HELP)(health_check)
-    app.command("alerting-check", help=ALERTING_HELP)(alerting_check)
+    app.command(
+        "health-check", help=HEALTH_HELP, short_help="Check a running service's health and routes"
+    )(health_check)
+    app.command(
+        "alerting-check",
+        help=ALERTING_HELP,
+        short_help="Logs, database and URL against thresholds, for cron (Nagios)",
+    )(alerting_check)
 
 
 def health_check(

@@ -30,7 +30,9 @@ Exit codes: 0 stopped (end of input, --seconds elapsed or Ctrl-C), 1 the file ca
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs-watch", help=HELP)(logs_watch)
+    app.command(
+        "logs-watch", help=HELP, short_help="Follow the JSON logs as readable, coloured lines"
+    )(logs_watch)
 
 
 def logs_watch(

@@ -23,7 +23,9 @@ Exit codes: 0 shown, 2 invalid configuration, 3 database behind, 4 database unre
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status", help=HELP)(status)
+    app.command(
+        "status", help=HELP, short_help="Everything an operator looks at first, one screen"
+    )(status)
 
 
 def status(
