@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -34,8 +33,12 @@ from timedify.cli import (
 )
 from timedify.errors import ConfigError, TimedifyError
 
+if TYPE_CHECKING:
+    # Typer carries its own copy of Click; its commands are of these types.
+    from typer._click import Command, Context, HelpFormatter
 
-def summary(command: click.Command) -> str:
+
+def summary(command: Command) -> str:
     """A command's line in `timedify --help`: its first sentence, up to a colon.
 
     Click would cut the first paragraph at a width and end it with `...` mid-phrase.
@@ -47,7 +50,7 @@ def summary(command: click.Command) -> str:
 
 
 class _Root(TyperGroup):
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
