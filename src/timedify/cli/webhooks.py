@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from timedify.cli import console
-from timedify.errors import TimedifyError
+from timedify.errors import TimedifyError, UsageError
 from timedify.ingest import webhooks
 from timedify.toolkit import urls
 
@@ -20,8 +20,8 @@ def register(app: typer.Typer) -> None:
         help="Send one signed webhook of TOPIC to a running service.\n\n"
         "Example: timedify send-webhook app/uninstalled --url http://127.0.0.1:8000 "
         "--shop demo.myshopify.com\n\n"
-        "Exit codes: 0 the service answered 2xx, 1 it answered something else, "
-        "4 it could not be reached.",
+        "Exit codes: 0 the service answered 2xx, 1 it answered something else, 2 invalid "
+        "configuration, URL or --payload file, 4 it could not be reached.",
     )(send_webhook)
 
 
@@ -58,7 +58,7 @@ def send_webhook(
             body = payload.read_bytes()
             orjson.loads(body)
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise TimedifyError(f"cannot use {payload}: {exc}") from None
+            raise UsageError(f"cannot use --payload {payload}: {exc}") from None
     hook = signed_webhook(topic, shop, secret, payload=body, webhook_id=webhook_id)
     # Only our topics have a path of their own; another one sent there would meet a 404.
     own_path = topic in webhooks.HANDLED_TOPICS and not unified

@@ -74,3 +74,12 @@ def test_a_topic_the_app_does_not_handle_is_sent_with_a_warning(
     [warning] = result.stderr.strip().splitlines()
     assert warning.startswith(f"warning: {topic} is not a topic this app handles")
     assert suggestion in warning
+
+
+def test_an_unusable_payload_file_is_a_command_line_mistake(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    for name in ("missing.json", "bad.json"):
+        result = run_cli(env, "send-webhook", "shop/redact", "--payload", str(tmp_path / name))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"error: cannot use --payload {tmp_path / name}")
