@@ -99,7 +99,9 @@ def health_check(
             console.status_line(probe.ok, f"{probe.name}: {probe.text}")
         failed = sum(p.ok is False for p in results)
         warned = sum(p.ok is None for p in results)
-        console.plain(f"\n{summary}: {len(results)} checks, {failed} failed, {warned} warnings")
+        checks = f"{len(results)} check" + ("" if len(results) == 1 else "s")
+        warnings = f"{warned} warning" + ("" if warned == 1 else "s")
+        console.plain(f"\n{summary}: {checks}, {failed} failed, {warnings}")
     raise typer.Exit(code)
 
 

@@ -275,6 +275,7 @@ def test_health_check_of_a_service_that_is_down_is_one_line(env: dict[str, str])
     assert result.returncode == 2
     assert result.stdout.count("❌") == 1
     assert f"❌ service: http://127.0.0.1:{port} unreachable: connection refused" in result.stdout
+    assert "CRITICAL failures: 1 check, 1 failed, 0 warnings" in result.stdout
 
 
 @pytest.mark.parametrize("command", [["health-check", "--url"], ["status", "--url"], ["smoke"]])
