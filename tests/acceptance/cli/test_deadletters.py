@@ -74,7 +74,8 @@ def test_list_show_replay_cleanup(db_url: str, tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "failed again, still a dead letter" in failed.stdout
     row = next(d for d in table_rows(db_url, DeadLetter) if d["id"] == bad)
-    assert (row["replays"], row["attempts"], row["resolved_at"]) == (1, 3, None)
+    # InvalidPayload is a dead letter at its first attempt; the replay is the second.
+    assert (row["replays"], row["attempts"], row["resolved_at"]) == (1, 2, None)
     assert row["error"].startswith("InvalidPayload")
 
     fixed = run(env, "dead-letters", "replay", "--all", "--topic", "customers/redact", "--json")
