@@ -126,6 +126,12 @@ def webhook_script(directory: Path, secret: str, prefix: str) -> Path:
     return path
 
 
+def write_script(path: Path, text: str) -> Path:
+    """Write a Lua script that reports like the others (`done()` prints the result line)."""
+    path.write_text(text + _DONE)
+    return path
+
+
 def get_script(directory: Path) -> Path:
     """A Lua script for plain GETs (the path comes from the URL) that reports like the others."""
     path = directory / "get.lua"
