@@ -75,7 +75,7 @@ def scenario(bench: Bench, seconds: float) -> str:
                 scaled[workers].drains.append(drained)
     text = _shipped_section(bench, shipped, baseline, seconds)
     if bench.cluster is not None:
-        text += "\n\n" + _scale_out_section(bench, scaled, seconds)
+        text = text.rstrip("\n") + "\n\n" + _scale_out_section(bench, scaled, seconds)
     return text
 
 

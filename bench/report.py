@@ -66,7 +66,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def run_line(settings: str) -> str:
     """When, on what code and machine, with which command and settings a run measured."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Measured {now}, code {revision()}, `{command()}`; {machine()}; {settings}."
+    # The machine is shared: the load says how much a neighbour may have moved the figures.
+    load = os.getloadavg()[2]
+    return (
+        f"Measured {now}, code {revision()}, `{command()}`; {machine()}, load average "
+        f"{load:.1f} (15 min, at the end); {settings}."
+    )
 
 
 def block(name: str, sections: list[str], targets: str | None, settings: str) -> str:

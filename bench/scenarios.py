@@ -374,9 +374,10 @@ def retention_cleanup(bench: Bench, name: str) -> str:
     )
 
 
-def targets(rows: list[list[str]]) -> str:
+def targets(rows: list[list[str]], heading: bool = True) -> str:
     """The targets table: what, measured, goal, met or MISSED."""
-    return "#### Targets\n\n" + table(["target", "measured", "goal", ""], rows) + "\n"
+    text = table(["target", "measured", "goal", "status"], rows) + "\n"
+    return "#### Targets\n\n" + text if heading else text
 
 
 def new_secret() -> str:
