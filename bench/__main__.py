@@ -109,8 +109,10 @@ def main(argv: list[str]) -> int:
             f"{args.repeat} repetitions (medians) of {args.seconds:g} s runs, "
             f"{args.burst_seconds:g} s e2e bursts; whole run {time.monotonic() - started:.0f} s"
         )
+    # A run on some databases only is recorded beside the figures of both, not over them.
+    only = "" if set(databases) == set(DATABASES) else ":" + ",".join(databases)
     blocks = {
-        name: report.block(name, sections, _targets(rows), settings)
+        name + only: report.block(name + only, sections, _targets(rows), settings)
         for name, (sections, rows) in results.items()
     }
     print("\n".join(blocks.values()))

@@ -76,31 +76,42 @@ def run_line(settings: str) -> str:
 
 def block(name: str, sections: list[str], targets: str | None, settings: str) -> str:
     """One scenario's figures as the document shows them: heading, run line, tables."""
-    parts = [f"### {name}", run_line(settings), *sections]
+    scenario, _, databases = name.partition(":")
+    title = f"{scenario} ({databases} only)" if databases else scenario
+    parts = [f"### {title}", run_line(settings), *sections]
     if targets:
         parts.append(targets)
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def update(blocks: dict[str, str], order: Sequence[str]) -> None:
+def update(blocks: dict[str, str], order: Sequence[str], doc_path: Path = DOC) -> None:
     """Replace the figures of the scenarios that ran in "Latest figures", keep the others.
+
+    A block is named by its scenario, or `scenario:databases` for a run on only some of them,
+    so that a quick one-database run does not replace the figures of both.
 
     Each scenario's block starts with a marker line; the text before the first marker (the
     section's own introduction) and every other section of the document stay as they are, so
     the document holds one block per scenario however often the benchmark runs.
     """
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    doc = doc_path.read_text() if doc_path.exists() else "# Benchmarks\n"
     if LATEST_HEADING + "\n" not in doc:
         doc = doc.rstrip("\n") + f"\n\n{LATEST_HEADING}\n"
     start = doc.index(LATEST_HEADING + "\n") + len(LATEST_HEADING) + 1
     nxt = doc.find("\n## ", start)
     end = len(doc) if nxt == -1 else nxt + 1
     intro, current = split(doc[start:end])
+    for name in blocks:  # a run on every database supersedes the runs on one
+        if ":" not in name:
+            current = {n: b for n, b in current.items() if not n.startswith(name + ":")}
     current.update(blocks)
-    names = [n for n in order if n in current] + [n for n in current if n not in order]
+    rank = {n: i for i, n in enumerate(order)}
+    names = sorted(current, key=lambda n: (rank.get(n.partition(":")[0], len(rank)), n))
     body = "".join(f"\n{_MARK.format(n)}\n{current[n].strip()}\n" for n in names)
     rest = doc[end:]
-    DOC.write_text(doc[:start] + intro.rstrip("\n") + "\n" + body + ("\n" + rest if rest else ""))
+    doc_path.write_text(
+        doc[:start] + intro.rstrip("\n") + "\n" + body + ("\n" + rest if rest else "")
+    )
 
 
 def split(section: str) -> tuple[str, dict[str, str]]:
