@@ -8,7 +8,6 @@ here once and the Lua script gives every request a fresh webhook id and event id
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +18,10 @@ from sqlalchemy import Engine, func, select
 
 from bench import wrk
 from bench.services import Process, acked_counts, service_env
+from bench.wrk import Hook
 from timedify.db import make_engine
-from timedify.ingest import webhooks
 from timedify.models import PENDING_STATES, EventState, WebhookEvent
-from timedify.testing import API_VERSION, sample_payload
+from timedify.testing import sample_payload
 
 TOPICS = ("app/scopes_update", "app_subscriptions/update", "app/uninstalled")
 SHOPS = 600
@@ -30,52 +29,6 @@ CONNECTIONS = 64
 # How long a burst's backlog may take to apply before the run gives up, in bursts.
 WAIT_BURSTS = 6
 POLL_SECONDS = 0.25
-_LONG = "]==]"  # the Lua long-string bracket that closes a body
-
-_SCRIPT = """
-local hooks = {
-%(hooks)s
-}
-local prefix = "%(prefix)s"
-local n = 0
-local threads = 0
-
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
-
-function request()
-  n = n + 1
-  -- Threads start far apart in the list, so they do not send the same shop at the same time.
-  local hook = hooks[((n + tid * 907) %% #hooks) + 1]
-  local id = prefix .. "-" .. tid .. "-" .. n
-  return wrk.format("POST", hook.path, {
-    ["Content-Type"] = "application/json",
-    ["X-Shopify-Topic"] = hook.topic,
-    ["X-Shopify-Hmac-Sha256"] = hook.hmac,
-    ["X-Shopify-Webhook-Id"] = id,
-    ["X-Shopify-Event-Id"] = id,
-    ["X-Shopify-Shop-Domain"] = hook.shop,
-    ["X-Shopify-Triggered-At"] = "2026-11-27T10:00:00+00:00",
-    ["X-Shopify-Api-Version"] = "%(api_version)s",
-  }, hook.body)
-end
-"""
-
-
-@dataclass(frozen=True)
-class Hook:
-    """One pre-signed webhook: what the Lua script sends, with fresh ids, for each request."""
-
-    topic: str
-    shop: str
-    body: bytes
-    hmac: str
-
-    @property
-    def path(self) -> str:
-        return f"/webhooks/{self.topic}"
 
 
 def shop_domain(i: int) -> str:
@@ -84,13 +37,11 @@ def shop_domain(i: int) -> str:
 
 def hooks(secret: str, shops: int = SHOPS) -> list[Hook]:
     """Every topic's body for every shop, signed with `secret`, topics interleaved."""
-    out = []
-    for i in range(shops):
-        shop = shop_domain(i)
-        for topic in TOPICS:
-            body = json.dumps(_payload(topic, shop, i), separators=(",", ":")).encode()
-            out.append(Hook(topic, shop, body, webhooks.sign(body, secret.encode())))
-    return out
+    return [
+        wrk.signed(topic, shop_domain(i), _payload(topic, shop_domain(i), i), secret)
+        for i in range(shops)
+        for topic in TOPICS
+    ]
 
 
 def _payload(topic: str, shop: str, i: int) -> dict[str, object]:
@@ -110,16 +61,7 @@ def _payload(topic: str, shop: str, i: int) -> dict[str, object]:
 
 def script(directory: Path, secret: str, prefix: str, shops: int = SHOPS) -> Path:
     """The Lua script of a burst: the signed hooks in turn, each request with unique ids."""
-    rows = []
-    for hook in hooks(secret, shops):
-        text = hook.body.decode()
-        assert _LONG not in text, "a body would end its Lua string early"
-        rows.append(
-            f'  {{path = "{hook.path}", topic = "{hook.topic}", shop = "{hook.shop}", '
-            f'hmac = "{hook.hmac}", body = [==[{text}]==]}},'
-        )
-    text = _SCRIPT % {"hooks": "\n".join(rows), "prefix": prefix, "api_version": API_VERSION}
-    return wrk.write_script(directory / f"e2e-{prefix}.lua", text)
+    return wrk.hooks_script(directory / f"e2e-{prefix}.lua", hooks(secret, shops), prefix)
 
 
 class Backlog:

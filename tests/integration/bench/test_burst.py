@@ -18,7 +18,7 @@ from timedify.models import EventState, WebhookEvent
 from timedify.settings import Settings
 
 
-def _post(url: str, hook: burst.Hook, webhook_id: str) -> httpx.Response:
+def _post(url: str, hook: wrk.Hook, webhook_id: str) -> httpx.Response:
     headers = {
         "Content-Type": "application/json",
         "X-Shopify-Topic": hook.topic,
