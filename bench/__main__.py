@@ -21,7 +21,8 @@ from bench.scenarios import Bench
 SCENARIOS = ("health", "ack", "e2e", "memory", "drain", "alerting", "retention")
 # Run only when named: they explain a figure rather than measure a target.
 # `console` seeds a million events per database (minutes): run it by name.
-OPTIONAL = ("layers", "console")
+# `logs-report` compares two commands' reading speed on one log; it has no target of its own.
+OPTIONAL = ("layers", "console", "logs-report")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -39,7 +40,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--burst-seconds", type=float, default=10.0, help="length of one e2e burst")
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
     parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
-    parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
+    parser.add_argument(
+        "--log-mb", type=int, default=1024, help="alerting-check / logs-report log size"
+    )
     parser.add_argument(
         "--retention-events",
         type=int,
@@ -143,11 +146,24 @@ def _run(name: str, bench: Bench, args: argparse.Namespace, chosen: list[str]) -
         return [scenarios.alerting(bench)]
     if name == "layers":
         return [scenarios.layers(bench)]
+    if name == "logs-report":
+        return [_logs_report(bench)]
     if name == "console":
         return _console(bench, args.console_events)
     if name == "retention":
         return [scenarios.retention_cleanup(bench, db) for db in bench.services]
     return [scenarios.memory(bench, ack_ran="ack" in chosen)]
+
+
+def _logs_report(bench: Bench) -> str:
+    """logs-report next to alerting-check on one generated log (see bench/logsreport.py)."""
+    from bench import logsreport
+
+    url = services.sqlite_database(bench.workdir, "logs-report")
+    figures = logsreport.measure(
+        bench.workdir, url, bench.secret, bench.log_megabytes, bench.repeat
+    )
+    return logsreport.section(figures)
 
 
 def _console(bench: Bench, count: int) -> list[str]:
