@@ -41,9 +41,10 @@ test: install
 	bash scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on
-## 127.0.0.1, installs wrk when missing and root; < 10 min on 2 cores). Appends to docs/benchmarks.md.
-## One scenario: make bench BENCH_ARGS="ack --db sqlite --repeat 1"
+## Benchmarks against a raw-ASGI baseline measured in the same run, the shipped `serve` end to end
+## included (starts everything itself on 127.0.0.1, installs wrk when missing and root; ~25 min on
+## 2 cores). Each scenario's figures replace its block in docs/benchmarks.md.
+## One scenario, quickly: make bench BENCH_ARGS="e2e --db sqlite --repeat 1 --burst-seconds 5"
 bench: install
 	bash scripts/ensure-postgres
 	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BIN)/python -m bench $(BENCH_ARGS)
