@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from timedify.db import WalCheckpointer
+from timedify.db import DatabaseFileReplacedError, WalCheckpointer, ensure_same_file, sqlite_path
 from timedify.errors import DatabaseUnavailableError, describe
 from timedify.logs import get_logger, identifier
 from timedify.store import events, sqlite_pragmas
@@ -84,6 +84,8 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._checkpointer: WalCheckpointer | None = None
         self._writers = [_Writer(self) for _ in range(1 if _is_sqlite(engine) else writers)]
+        # SQLite: the file a commit must have gone into for its webhooks to be acknowledged.
+        self.sqlite_file = sqlite_path(engine.url.render_as_string(hide_password=False))
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
         self._submitted = 0
         self._settled = 0  # the writers' settled counts as last summed by `submit`
@@ -176,6 +178,10 @@ class GroupCommitter:
         conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return conn, self._checkpointer is not None
 
+    def forget_file(self) -> None:
+        """Close the engine's idle connections (to a SQLite file no longer at its path)."""
+        self._engine.dispose()
+
     def record_failure(self, exc: Exception) -> None:
         with self.state.lock:
             self.state.last_failure = time.monotonic()
@@ -217,6 +223,11 @@ class _Writer:
             inserted = self._store(rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
             self._drop_connection()
+            if isinstance(exc, DatabaseFileReplacedError):
+                # Close every pooled connection to the old file now, while nothing is at its
+                # path yet: the last one to close removes its WAL by name, which must not be
+                # the WAL of a database put there later.
+                self._committer.forget_file()
             if size > 1 and _refused_row(exc):
                 # One row the database refuses must not fail the webhooks it shares a batch with.
                 self._commit_each(batch, rows)
@@ -268,7 +279,12 @@ class _Writer:
         while True:
             try:
                 conn = self._connection()  # (re)connecting also reads the bound
-                return events.insert_events(conn, rows)
+                inserted = events.insert_events(conn, rows)
+                if self._committer.sqlite_file is not None:
+                    # A file deleted or replaced since the connection opened it: committed
+                    # into a file nobody will read again, so not stored (503, sent again).
+                    ensure_same_file(conn, self._committer.sqlite_file)
+                return inserted
             except Exception as exc:
                 if deadline is None:
                     deadline = time.monotonic() + self._lock_wait
