@@ -22,11 +22,13 @@ from sqlalchemy import Connection, Engine
 
 from timedify.db import DatabaseFileReplacedError, WalCheckpointer, ensure_same_file, sqlite_path
 from timedify.errors import DatabaseUnavailableError, describe
-from timedify.logs import get_logger, identifier
+from timedify.logs import RepeatedLines, get_logger, identifier
 from timedify.store import events, sqlite_pragmas
 
 _STOP = object()
 log = get_logger("timedify.ingest.endpoint")
+# A failing database fails every batch: one line per 10 s, with the count (`occurrences`).
+FAILURE_LOG_INTERVAL_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -87,6 +89,7 @@ class GroupCommitter:
         # SQLite: the file a commit must have gone into for its webhooks to be acknowledged.
         self.sqlite_file = sqlite_path(engine.url.render_as_string(hide_password=False))
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
+        self._failures = RepeatedLines(log, FAILURE_LOG_INTERVAL_SECONDS)
         self._submitted = 0
         self._settled = 0  # the writers' settled counts as last summed by `submit`
         self.state = CommitState()
@@ -163,8 +166,11 @@ class GroupCommitter:
 
     def committed(self) -> None:
         with self.state.lock:
+            recovered = self.state.consecutive_failures > 0
             self.state.last_success = time.monotonic()
             self.state.consecutive_failures = 0
+        if recovered:
+            self._failures.flush()  # the failures counted since the last line
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
@@ -187,7 +193,7 @@ class GroupCommitter:
             self.state.last_failure = time.monotonic()
             self.state.last_error_class = type(exc).__name__
             self.state.consecutive_failures += 1
-        log.error(
+        self._failures.error(
             "webhook_store_failed",
             error_class="db",
             error_type=type(exc).__name__,
