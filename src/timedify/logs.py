@@ -295,15 +295,15 @@ class RepeatedLines:
     what is still counted (the failure has stopped). Thread-safe.
     """
 
-    def __init__(self, logger: Any, interval: float = 10.0) -> None:
-        self._log = logger
+    def __init__(self, logger: Any, interval: float = 10.0, level: str = "error") -> None:
+        self._logger, self._level = logger, level
         self._interval = interval
         self._lock = threading.Lock()
         # (event, fields) -> [when its last line was written, occurrences counted since]
         self._counted: dict[tuple[str, bytes], list[float]] = {}
 
-    def error(self, event: str, **fields: Any) -> None:
-        """Log (or count) `event` at error level; the same event with the same fields repeats."""
+    def log(self, event: str, **fields: Any) -> None:
+        """Log (or count) `event`; the same event with the same fields is a repetition."""
         key = (event, orjson.dumps(fields, default=str, option=orjson.OPT_SORT_KEYS))
         now = time.monotonic()
         with self._lock:
@@ -313,7 +313,7 @@ class RepeatedLines:
                 return
             occurrences = 1 + (int(seen[1]) if seen is not None else 0)
             self._counted[key] = [now, 0]
-        self._log.error(event, occurrences=occurrences, **fields)
+        getattr(self._logger, self._level)(event, occurrences=occurrences, **fields)
 
     def flush(self) -> None:
         """Write a line for each failure counted since its last line (it stopped repeating)."""
@@ -321,4 +321,4 @@ class RepeatedLines:
             pending = [(key, int(seen[1])) for key, seen in self._counted.items() if seen[1]]
             self._counted = {}
         for (event, fields), count in pending:
-            self._log.error(event, occurrences=count, **orjson.loads(fields))
+            getattr(self._logger, self._level)(event, occurrences=count, **orjson.loads(fields))

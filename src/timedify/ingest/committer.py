@@ -193,7 +193,7 @@ class GroupCommitter:
             self.state.last_failure = time.monotonic()
             self.state.last_error_class = type(exc).__name__
             self.state.consecutive_failures += 1
-        self._failures.error(
+        self._failures.log(
             "webhook_store_failed",
             error_class="db",
             error_type=type(exc).__name__,
