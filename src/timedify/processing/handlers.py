@@ -154,7 +154,10 @@ def shop_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | N
         conn, event.shop_domain, keep_event=event.id, received_before=event.received_at
     )
     appdata.set_payload(conn, event.id, b"{}")
-    _record_compliance(conn, event, now, received_at=event_time(event, None), report=None)
+    # Never later than the receipt: a redaction dated ahead would make the shop's next real
+    # events look older than the erasure (its payload has no time Shopify signed).
+    at = min(event_time(event, None), event.received_at)
+    _record_compliance(conn, event, now, received_at=at, report=None)
     return None
 
 
@@ -173,14 +176,18 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def event_time(event: ClaimedEvent, payload: Any) -> datetime:
-    """When the merchant action happened (P5): `X-Shopify-Triggered-At`, else the payload's
-    `updated_at`, else when we received it; never later than the receipt plus `CLOCK_SKEW`, so
-    a forged or wrong future time (the header is not signed) cannot make every later real
-    event of the shop look stale."""
-    at = event.triggered_at
-    if at is None and isinstance(payload, dict):
+    """When the merchant action happened (P5): what Shopify signed where there is one (the
+    payload's `updated_at`), else `X-Shopify-Triggered-At`, else when we received it.
+
+    The header is not covered by the signature: a captured delivery replayed with another
+    header must not reorder anything the payload dates. Either way the time is never later
+    than the receipt plus `CLOCK_SKEW`, so a wrong or forged future time cannot make every
+    later real event of the shop look stale."""
+    at = None
+    if isinstance(payload, dict):
         at = webhooks.parse_timestamp(_str(payload.get("updated_at")))
-    return min(at or event.received_at, event.received_at + CLOCK_SKEW)
+    at = at or event.triggered_at or event.received_at
+    return min(at, event.received_at + CLOCK_SKEW)
 
 
 def _record_compliance(
