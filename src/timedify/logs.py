@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import logging
 import re
 import sys
@@ -63,6 +64,15 @@ NOT_AN_IDENTIFIER = "[not an identifier]"
 def is_identifier(value: str) -> bool:
     """Whether `value` has the shape of an identifier (an e-mail or a `+` phone has not)."""
     return _IDENTIFIER.fullmatch(value) is not None
+
+
+def pseudonym(value: str | None) -> str | None:
+    """`value` to keep in the database: itself if it has the shape of an identifier, else a
+    stable stand-in that has (the same value always gets the same one, so duplicates are still
+    recognised). An e-mail or a phone sent as a webhook or event id is never stored."""
+    if value is None or is_identifier(value):
+        return value
+    return "redacted:" + hashlib.sha256(value.encode()).hexdigest()[:20]
 
 
 def identifier(value: str | None) -> str | None:

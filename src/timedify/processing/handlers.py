@@ -16,9 +16,10 @@ import orjson
 from sqlalchemy import Connection
 
 from timedify.ingest import webhooks
+from timedify.logs import pseudonym
 from timedify.processing.redaction import Customer, load, scrub
 from timedify.records import ClaimedEvent
-from timedify.store import appdata
+from timedify.store import appdata, compliance
 
 Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
 COMPLIANCE_DEADLINE = timedelta(days=30)
@@ -118,26 +119,26 @@ def customers_data_request(conn: Connection, event: ClaimedEvent, now: datetime)
         "webhook_payloads_mentioning_customer": mentioned,
     }
     request = payload.get("data_request")
+    reference = customer.reference(event.shop_domain)
     _record_compliance(
         conn,
         event,
         now,
-        customer_ref=customer.reference(event.shop_domain),
+        customer_ref=reference,
         data_request_ref=_str(request.get("id")) if isinstance(request, dict) else None,
         report=report,
     )
+    if compliance.customer_redacted(conn, event.shop_domain, reference):
+        # Kept for this request while the redaction was applied: the redaction still holds.
+        _forget_customer(conn, event, customer)
     return None
 
 
 def customers_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
-    """Scrub the customer from every stored payload of the shop (this one included)."""
+    """Scrub the customer from every stored payload of the shop (this one included) and
+    replace identifiers that are not identifier-shaped (personal data) on its events."""
     customer = _customer(_object(event), event.topic)
-    scrubbed = 0
-    for pk, _webhook_id, _topic, stored in list(appdata.payloads_of_shop(conn, event.shop_domain)):
-        clean, changed = scrub(load(stored), customer)
-        if changed:
-            appdata.set_payload(conn, pk, orjson.dumps(clean))
-            scrubbed += 1
+    scrubbed = _forget_customer(conn, event, customer)
     _record_compliance(
         conn,
         event,
@@ -146,6 +147,43 @@ def customers_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> st
         report={"customer_records": 0, "webhook_payloads_scrubbed": scrubbed},
     )
     return None
+
+
+def _forget_customer(conn: Connection, event: ClaimedEvent, customer: Customer) -> int:
+    """Scrub `customer` from the shop's payloads; how many changed.
+
+    Another compliance request about the same customer still waiting to be applied keeps its
+    payload: without the customer it names it could never be applied (nor get its record);
+    it scrubs the shop itself when applied.
+    """
+    pending = compliance.pending_customer_requests(conn, event.shop_domain) - {event.id}
+    scrubbed = 0
+    for pk, _webhook_id, _topic, stored in list(appdata.payloads_of_shop(conn, event.shop_domain)):
+        payload = load(stored)
+        if pk in pending and _names(payload, customer):
+            continue
+        clean, changed = scrub(payload, customer)
+        if changed:
+            appdata.set_payload(conn, pk, orjson.dumps(clean))
+            scrubbed += 1
+    _forget_identifiers(conn, event.shop_domain)
+    return scrubbed
+
+
+def _forget_identifiers(conn: Connection, shop: str) -> None:
+    """The one rule of log lines for the ids kept on the shop's events and in the ledger."""
+    for pk, webhook_id, event_id, api_version in compliance.identifiers_of_shop(conn, shop):
+        kept = {"webhook_id": webhook_id, "event_id": event_id, "api_version": api_version}
+        clean = {name: pseudonym(value) for name, value in kept.items()}
+        changed = {name: value for name, value in clean.items() if value != kept[name]}
+        if changed:
+            ledger = (event_id or webhook_id, str(clean["event_id"] or clean["webhook_id"]))
+            compliance.replace_identifiers(conn, pk, changed, ledger)
+
+
+def _names(payload: Any, customer: Customer) -> bool:
+    named = payload.get("customer") if isinstance(payload, dict) else None
+    return isinstance(named, dict) and customer.is_me(named)
 
 
 def shop_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
