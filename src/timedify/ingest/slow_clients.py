@@ -37,10 +37,10 @@ log = get_logger("timedify.http")
 # An attack closes or refuses thousands of connections a second: one line per 10 s, with a count.
 _overloaded_log = RepeatedLines(log, 10.0, level="warning")
 _evicted_log = RepeatedLines(log, 10.0, level="warning")
-_TIMEOUT_BODY = b"the request head did not arrive in time\n"
+_TIMEOUT_BODY = b'{"error": "head_timeout", "detail": "the request head did not arrive in time"}'
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-type: application/json\r\n"
     b"content-length: %d\r\n"
     b"connection: close\r\n"
     b"\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
@@ -88,6 +88,16 @@ def _overloaded_answer(retry_after: int) -> tuple[dict[str, Any], dict[str, Any]
         ],
     }
     return start, {"type": "http.response.body", "body": body}
+
+
+_MALFORMED_BODY = b'{"error": "malformed_request", "detail": "the request is not valid HTTP/1.1"}'
+_MALFORMED = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: %d\r\n"
+    b"connection: close\r\n"
+    b"\r\n%s" % (len(_MALFORMED_BODY), _MALFORMED_BODY)
+)
 
 
 class _HeadWatch:
@@ -233,6 +243,12 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
             log.warning(
                 "webhook_rejected", reason="head_too_large", status=431, limit=MAX_HEAD_BYTES
             )
+
+    def send_400_response(self, msg: str) -> None:
+        """What the HTTP parser refused (Content-Length with chunked, a NUL in a header, ...):
+        our JSON `400` instead of uvicorn's plain text (W2); the app never sees the request."""
+        self.transport.write(_MALFORMED)
+        self.transport.close()
 
     def head_timed_out(self, begun: bool) -> None:
         if self.transport.is_closing():
