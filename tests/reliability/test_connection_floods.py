@@ -6,9 +6,7 @@ uses raw sockets and reopens whatever the server closes.
 
 from __future__ import annotations
 
-import selectors
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +15,15 @@ import httpx
 import pytest
 
 from tests.support.figures import record
+from tests.support.floods import IdleFlood
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import ServiceProcess
 from tests.support.settings import SECRET, SHOP, settings_env
 from timedify.ingest.slow_clients import MAX_CONNECTIONS, MAX_IN_FLIGHT
 from timedify.testing import signed_webhook
+
+# One flood at a time: two at once on a 2-core machine measure the machine, not the service.
+pytestmark = pytest.mark.xdist_group("connection_floods")
 
 
 @pytest.fixture
@@ -32,46 +34,6 @@ def service(db_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
         yield proc
     finally:
         assert proc.stop_gracefully()
-
-
-class IdleFlood:
-    """`count` connections that never send a byte, each reopened as soon as it is closed."""
-
-    def __init__(self, port: int, count: int) -> None:
-        self._port = port
-        self._count = count
-        self._selector = selectors.DefaultSelector()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.reopened = 0
-
-    def _open(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self._port), timeout=5)
-        sock.setblocking(False)
-        self._selector.register(sock, selectors.EVENT_READ)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for key, _ in self._selector.select(timeout=0.1):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                self._selector.unregister(sock)
-                sock.close()  # readable means closed by the server (it never sends us data)
-                self._open()
-                self.reopened += 1
-
-    def __enter__(self) -> IdleFlood:
-        for _ in range(self._count):
-            self._open()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        for key in list(self._selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
-        self._selector.close()
 
 
 def _health(url: str) -> tuple[httpx.Response, float]:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.figures import record
 from tests.support.helpers import events, post_webhook, table_rows
-from tests.support.load import deliver
+from tests.support.load import deliver, scaled
 from tests.support.servers import ServiceProcess
 from tests.support.settings import SECRET, SHOP, settings_env
 from timedify.models import EventState, Shop
@@ -91,7 +91,7 @@ def test_a_forged_future_header_does_not_wedge_the_shop(
 def test_an_overflowing_time_is_never_a_503_nor_fails_its_batch(
     service: ServiceProcess, db_url: str
 ) -> None:
-    hooks = [signed_webhook("app/scopes_update", SHOP, SECRET) for _ in range(200)]
+    hooks = [signed_webhook("app/scopes_update", SHOP, SECRET) for _ in range(scaled(200))]
     for hook in hooks[::4]:
         hook.headers["X-Shopify-Triggered-At"] = OVERFLOW
     health: list[int] = []

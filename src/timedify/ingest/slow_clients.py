@@ -112,6 +112,8 @@ class _HeadWatch:
         self._sweeping = False
         # Connections that have sent nothing of their next request, oldest first.
         self._idle: dict[_HeadTimeoutProtocol, None] = {}
+        # Closed to make room and not yet gone: uvicorn counts them until `connection_lost`.
+        self._closing: set[_HeadTimeoutProtocol] = set()
 
     def idle(self, connection: _HeadTimeoutProtocol) -> None:
         self._idle[connection] = None
@@ -119,14 +121,21 @@ class _HeadWatch:
     def busy(self, connection: _HeadTimeoutProtocol) -> None:
         self._idle.pop(connection, None)
 
-    def make_room(self, excess: int, newcomer: _HeadTimeoutProtocol) -> None:
-        """Close up to `excess` idle connections, the oldest first (never `newcomer`)."""
+    def gone(self, connection: _HeadTimeoutProtocol) -> None:
+        self._idle.pop(connection, None)
+        self._closing.discard(connection)
+
+    def make_room(self, connections: int, bound: int, newcomer: _HeadTimeoutProtocol) -> None:
+        """Close idle connections, the oldest first (never `newcomer`), until at most `bound`
+        of the `connections` open are left."""
+        excess = connections - len(self._closing) - bound
         closed = 0
         while closed < excess and self._idle:
             oldest = next(iter(self._idle))
             if oldest is newcomer:  # the newest of them all: nobody else is idle
                 break
             del self._idle[oldest]
+            self._closing.add(oldest)
             oldest.transport.close()
             closed += 1
         if closed:
@@ -180,11 +189,11 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
         self._idle = True
         watch.idle(self)
         if len(self.connections) > self.max_connections:
-            watch.make_room(len(self.connections) - self.max_connections, self)
+            watch.make_room(len(self.connections), self.max_connections, self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._watch.done(self)
-        self._watch.busy(self)
+        self._watch.gone(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
