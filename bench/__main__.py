@@ -20,7 +20,8 @@ from bench.scenarios import Bench
 SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
 # Run only when named: they explain a figure rather than measure a target.
 # `console` seeds a million events per database (minutes): run it by name.
-OPTIONAL = ("layers", "console")
+# `logs-report` compares two commands' reading speed on one log; it has no target of its own.
+OPTIONAL = ("layers", "console", "logs-report")
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -37,7 +38,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
     parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
-    parser.add_argument("--log-mb", type=int, default=1024, help="alerting-check log size")
+    parser.add_argument(
+        "--log-mb", type=int, default=1024, help="alerting-check / logs-report log size"
+    )
     parser.add_argument(
         "--retention-events",
         type=int,
@@ -111,6 +114,8 @@ def main(argv: list[str]) -> int:
                 sections.append(scenarios.alerting(bench))
             elif name == "layers":
                 sections.append(scenarios.layers(bench))
+            elif name == "logs-report":
+                sections.append(_logs_report(bench))
             elif name == "console":
                 sections.extend(_console(bench, args.console_events))
             elif name == "retention":
@@ -131,6 +136,17 @@ def main(argv: list[str]) -> int:
         report.append(text)
         print(f"appended to {report.DOC}", file=sys.stderr)
     return 0
+
+
+def _logs_report(bench: Bench) -> str:
+    """logs-report next to alerting-check on one generated log (see bench/logsreport.py)."""
+    from bench import logsreport
+
+    url = services.sqlite_database(bench.workdir, "logs-report")
+    figures = logsreport.measure(
+        bench.workdir, url, bench.secret, bench.log_megabytes, bench.repeat
+    )
+    return logsreport.section(figures)
 
 
 def _console(bench: Bench, count: int) -> list[str]:

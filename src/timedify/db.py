@@ -222,5 +222,5 @@ class WalCheckpointer:
                 sqlite_pragmas.checkpoint_passive(raw)
             finally:
                 raw.close()
-        except Exception:  # noqa: S110 - the next commit asks again; writes do not depend on it
+        except Exception:  # noqa: S110 - the next commit asks again; writes do not depend on it  # nosec B110
             pass

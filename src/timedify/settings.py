@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(default=2, ge=1)
 
     worker_in_process: bool = True
-    worker_batch_size: int = Field(default=50, ge=1)
+    worker_batch_size: int = Field(default=200, ge=1)
     worker_lease_seconds: int = Field(default=60, ge=5)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1)

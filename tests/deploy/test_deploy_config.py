@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support import dockerfile
+from tests.support.workflows import WORKFLOWS, run_scripts, steps, workflow
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = ROOT / ".github" / "workflows"
 SECRET_SETTINGS = {"SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "SHOPIFY_API_SECRET_PREVIOUS"}
 SECRET_SETTINGS |= {"DATABASE_URL", "METRICS_TOKEN", "SENTRY_DSN"}
 
@@ -29,21 +28,6 @@ SECRET_SETTINGS |= {"DATABASE_URL", "METRICS_TOKEN", "SENTRY_DSN"}
 @pytest.fixture(scope="module")
 def fly() -> dict[str, Any]:
     return tomllib.loads((ROOT / "fly.toml").read_text())
-
-
-def workflow(name: str) -> dict[Any, Any]:
-    data: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
-    # YAML 1.1 reads the bare key `on` as the boolean true.
-    data["on"] = data.pop(True, data.get("on"))
-    return data
-
-
-def steps(data: dict[Any, Any]) -> list[dict[str, Any]]:
-    return [step for job in data["jobs"].values() for step in job["steps"]]
-
-
-def run_scripts(data: dict[Any, Any]) -> str:
-    return "\n".join(step["run"] for step in steps(data) if "run" in step)
 
 
 def test_fly_health_check_gates_deploys(fly: dict[str, Any]) -> None:

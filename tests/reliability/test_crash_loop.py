@@ -26,7 +26,7 @@ def _killer(service: ServiceProcess, stop: threading.Event, rng: random.Random) 
     """Kill the service at random moments and start it again, `KILLS` times."""
     moments = []
     for _ in range(KILLS):
-        if stop.wait(rng.uniform(0.3, 1.2)):
+        if stop.wait(rng.uniform(0.1, 0.6)):
             break
         service.kill()
         moments.append(time.monotonic())

@@ -20,6 +20,7 @@ from timedify.cli import (
     console,
     deadletters,
     logs,
+    logs_report,
     migrate,
     retention,
     service,
@@ -77,6 +78,7 @@ status.register(app)
 config.register(app)
 backup.register(app)
 shops.register(app)
+logs_report.register(app)
 
 
 def main() -> None:

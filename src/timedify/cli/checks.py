@@ -100,7 +100,7 @@ def _local_url() -> str:
         settings = load_settings()
     except TimedifyError:
         return "http://127.0.0.1:8000"
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 - compared with, never bound  # nosec B104
     return f"http://{host}:{settings.port}"
 
 

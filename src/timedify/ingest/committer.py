@@ -141,6 +141,10 @@ class GroupCommitter:
         self._submitted += 1  # written by the loop, read by anyone: only a bound depends on it
         return future
 
+    def waiting(self) -> bool:
+        """Whether webhooks wait for their commit (an in-process worker gives way to them)."""
+        return self._submitted > sum(writer.settled for writer in self._writers)
+
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put(self._open.pop(loop))
 
@@ -330,7 +334,7 @@ class _Writer:
             self._conn, sqlite = self._committer.connect()
             if sqlite:
                 raw = self._conn.connection.driver_connection
-                assert raw is not None
+                assert raw is not None  # narrows the type: a connected pysqlite has one  # nosec B101
                 WalCheckpointer.take_over(raw)
                 # The lock is asked for by `_store`, not by SQLite's sleeping busy handler.
                 self._lock_wait = sqlite_pragmas.take_busy_timeout(raw)

@@ -146,7 +146,7 @@ class WebhookEndpoint:
         chunks: list[bytes] = []
         size = 0
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None  # narrows the type: ASGI calls run in a task  # nosec B101
         wait = self._body_deadlines.start(task)
         try:
             while True:

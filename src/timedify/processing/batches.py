@@ -24,9 +24,10 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from timedify.models import EventState, utcnow
-from timedify.processing.handlers import HANDLERS, Handler
+from timedify.processing.handlers import HANDLERS, Handler, Staging
 from timedify.processing.redaction import redact_text
 from timedify.processing.retry import RetryPolicy
+from timedify.processing.staging import Staged
 from timedify.records import AttemptResult, ClaimedEvent, Done, Outcome
 from timedify.store import claims
 
@@ -56,7 +57,7 @@ def process(
     except LeaseLost:
         return Outcome(AttemptResult.LOST)
     except Exception as exc:
-        rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         with engine.begin() as conn:
             return _failed(conn, event, exc, policy, rng, started, clock, replay)
 
@@ -89,11 +90,12 @@ def process_batch(
     back and the same events up to the failing one run again one savepoint each, so that the
     failing event rolls back alone and gets its attempt record, retry or dead letter.
     """
-    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
     bound = _Bound(max_seconds, stopping, monotonic)
+    failure = _OnFailure(policy, rng, clock)
     try:
         with engine.begin() as conn:
-            return _apply_all(conn, events, handlers, clock, bound.start())
+            return _apply_all(conn, events, handlers, failure, bound.start())
     except _Failed as failed:
         upto = events[: failed.upto]
         return _apply_each(engine, upto, policy, handlers, rng, clock, bound)
@@ -125,12 +127,18 @@ def _apply_all(
     conn: Connection,
     events: Sequence[ClaimedEvent],
     handlers: Mapping[str, Handler],
-    clock: Callable[[], datetime],
+    failure: _OnFailure,
     reached: Callable[[], bool],
 ) -> list[Outcome]:
+    clock = failure.clock
     held = claims.hold_all(conn, events)
+    mine = [event for event in events if event.id in held and event.topic in handlers]
+    entered = claims.record_applied_all(conn, mine, clock())
+    data = Staged(conn)
+    _read_ahead(data, mine, handlers)
     outcomes: list[Outcome] = []
     done: list[Done] = []
+    unapplied: list[ClaimedEvent] = []  # entered in the ledger above, then not applied
     for index, event in enumerate(events):
         if outcomes and reached():
             break
@@ -138,16 +146,82 @@ def _apply_all(
             outcomes.append(Outcome(AttemptResult.LOST))  # another worker has it now: write nothing
             continue
         started = clock()
-        try:
-            note = _run(conn, event, handlers, clock)
-        except Exception as exc:
-            raise _Failed(index + 1) from exc
+        handler = handlers.get(event.topic)
+        if handler is None:
+            note: str | None = "no handler for this topic"
+        elif event.id not in entered:
+            note = DUPLICATE_NOTE
+        elif isinstance(handler, Staging):
+            mark = data.checkpoint()
+            try:
+                note = handler.staged(data, event, clock())
+            except Exception as exc:  # only this event's staged changes are undone
+                data.rollback(mark)
+                unapplied.append(event)
+                outcomes.append(failure.record(conn, event, exc, started))
+                continue
+        else:
+            note = _run_direct(conn, data, event, handler, clock, index)
         state = EventState.PROCESSED if note is None else EventState.IGNORED
         done.append(Done(event, state, note, started, clock()))
         outcomes.append(Outcome(AttemptResult(state), note))
+    _flush(data, clock(), len(outcomes))
+    unapplied.extend(e for e in events[len(outcomes) :] if e.id in entered)
+    claims.forget_applied(conn, unapplied)
     if not claims.finish(conn, done):
         raise _Failed(len(outcomes))  # cannot happen while the rows are held; be sure anyway
     return outcomes
+
+
+def _read_ahead(
+    data: Staged, events: Sequence[ClaimedEvent], handlers: Mapping[str, Handler]
+) -> None:
+    """Read what the batch's staged handlers will ask for, with one statement per table."""
+    staged = [(e, h) for e in events if isinstance(h := handlers[e.topic], Staging)]
+    ids = [i for event, handler in staged for i in handler.subscriptions(event)]
+    data.read_ahead({event.shop_domain for event, _ in staged}, ids)
+
+
+def _run_direct(
+    conn: Connection,
+    data: Staged,
+    event: ClaimedEvent,
+    handler: Handler,
+    clock: Callable[[], datetime],
+    index: int,
+) -> str | None:
+    """A handler without a staged form, on the connection: it sees what the batch wrote so far,
+    and what it writes is read again by the events after it."""
+    _flush(data, clock(), index)
+    try:
+        note = handler(conn, event, clock())
+    except Exception as exc:
+        raise _Failed(index + 1) from exc
+    data.forget()
+    return note
+
+
+def _flush(data: Staged, now: datetime, upto: int) -> None:
+    """Write the staged changes. A statement that fails names no event (a value the database
+    refuses, say): the events up to here run again one savepoint each, which finds it."""
+    try:
+        data.flush(now)
+    except Exception as exc:
+        raise _Failed(upto) from exc
+
+
+@dataclass(frozen=True)
+class _OnFailure:
+    """How a failed attempt is recorded: retried later or a dead letter (`_failed`)."""
+
+    policy: RetryPolicy
+    rng: random.Random
+    clock: Callable[[], datetime]
+
+    def record(
+        self, conn: Connection, event: ClaimedEvent, exc: Exception, started: datetime
+    ) -> Outcome:
+        return _failed(conn, event, exc, self.policy, self.rng, started, self.clock, replay=False)
 
 
 def _apply_each(
@@ -233,7 +307,7 @@ def _failed(
     error = f"{error_class}: {message}" if message else error_class
     stack = redact_text("".join(traceback.format_exception(exc)), event.payload)
     now = clock()
-    retry_at = None if replay else policy.decide(event.attempts, now, rng)
+    retry_at = None if replay else policy.decide(event.attempts, now, rng, exc)
     state = EventState.RETRYING if retry_at is not None else EventState.DEAD
     if retry_at is not None:
         held = claims.schedule_retry(conn, event, retry_at, error)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from timedify.errors import TimedifyError
+from timedify.logs import get_logger
 from timedify.models import utcnow
 from timedify.processing import batches
 from timedify.processing.handlers import HANDLERS, Handler
@@ -27,6 +28,8 @@ from timedify.store import dead_letters as store
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+log = get_logger("timedify.processing.dead_letters")
 
 
 class DeadLetterNotFound(TimedifyError):
@@ -149,6 +152,15 @@ def replay(
     if event is None:
         raise DeadLetterNotFound(f"dead letter {dead_letter_id} is being processed right now")
     outcome = batches.process(engine, event, policy=policy, handlers=handlers, replay=True)
+    # One line per replay whoever asked (CLI or console): the weekly report counts these.
+    log.info(
+        "dead_letter_replayed",
+        dead_letter_id=dead_letter_id,
+        topic=event.topic,
+        shop=event.shop_domain,
+        status=outcome.state,
+        error_type=outcome.error_class,
+    )
     return ReplayResult(dead_letter_id, event.topic, outcome.state, outcome.error)
 
 
@@ -181,6 +193,7 @@ def dismiss(engine: Engine, dead_letter_id: int) -> None:
         dismissed = store.dismiss(conn, dead_letter_id, utcnow())
     if not dismissed:
         raise DeadLetterNotFound(f"no unresolved dead letter with id {dead_letter_id}")
+    log.info("dead_letter_dismissed", dead_letter_id=dead_letter_id)
 
 
 def cleanup(engine: Engine, older_than: timedelta, *, batch: int = 500) -> int:

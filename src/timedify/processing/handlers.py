@@ -9,6 +9,7 @@ Handlers never log personal data: they log nothing at all; the worker logs the o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,10 +19,13 @@ from sqlalchemy import Connection
 from timedify.ingest import webhooks
 from timedify.logs import pseudonym
 from timedify.processing.redaction import Customer, load, scrub
+from timedify.processing.retry import Permanent
+from timedify.processing.staging import AppData, Direct
 from timedify.records import ClaimedEvent
 from timedify.store import appdata, compliance
 
 Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
+StagedHandler = Callable[[AppData, ClaimedEvent, datetime], str | None]
 COMPLIANCE_DEADLINE = timedelta(days=30)
 NO_CUSTOMER_DATA = (
     "Timedify stores no customer records. The only data about customers it can hold is inside "
@@ -29,22 +33,35 @@ NO_CUSTOMER_DATA = (
 )
 
 
-class InvalidPayload(ValueError):
-    """The payload lacks what the topic's handler needs (retried, then a dead letter)."""
+class InvalidPayload(Permanent, ValueError):
+    """The payload lacks what the topic's handler needs: no retry can apply it, so it is a
+    dead letter at once (the stored payload is what Shopify signed and never changes)."""
 
 
-def app_uninstalled(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+@dataclass(frozen=True)
+class Staging:
+    """A handler that runs on `AppData`: read and written at once when called with a connection
+    (a `Handler`), or staged with the rest of a batch (processing/staging.py) by the worker."""
+
+    staged: StagedHandler
+    # The subscriptions an event's handler reads, so that a batch can read them all at once.
+    subscriptions: Callable[[ClaimedEvent], list[str]] = lambda _event: []
+
+    def __call__(self, conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        return self.staged(Direct(conn), event, now)
+
+
+def app_uninstalled(data: AppData, event: ClaimedEvent, now: datetime) -> str | None:
     """Delete the shop's sessions (and access tokens) and mark it uninstalled."""
     at = event_time(event, None)
-    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+    if stale := _stale_after_redaction(data, event.shop_domain, at):
         return stale
-    shop = appdata.get_shop(conn, event.shop_domain)
+    shop = data.get_shop(event.shop_domain)
     if shop is not None and shop["installed_at"] is not None and shop["installed_at"] > at:
         return "stale: the shop installed the app again after this uninstall"
-    appdata.delete_sessions(conn, event.shop_domain)
+    data.delete_sessions(event.shop_domain)
     previous = shop["uninstalled_at"] if shop is not None else None
-    appdata.upsert_shop(
-        conn,
+    data.upsert_shop(
         event.shop_domain,
         now,
         installed=False,
@@ -53,41 +70,40 @@ def app_uninstalled(conn: Connection, event: ClaimedEvent, now: datetime) -> str
     return None
 
 
-def app_scopes_update(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+def app_scopes_update(data: AppData, event: ClaimedEvent, now: datetime) -> str | None:
     """Record the shop's currently granted scopes on the shop and its sessions."""
     payload = _object(event)
     current = payload.get("current")
     if not isinstance(current, list):
         raise InvalidPayload("app/scopes_update payload has no `current` list")
     at = event_time(event, payload)
-    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+    if stale := _stale_after_redaction(data, event.shop_domain, at):
         return stale
-    shop = appdata.get_shop(conn, event.shop_domain)
+    shop = data.get_shop(event.shop_domain)
     if shop is not None:
         if shop["scopes_updated_at"] is not None and shop["scopes_updated_at"] > at:
             return "stale: newer scopes are already recorded"
         if not shop["installed"] and shop["uninstalled_at"] and shop["uninstalled_at"] > at:
             return "stale: the shop uninstalled the app after this change"
     scopes = ",".join(sorted({str(s).strip() for s in current if str(s).strip()}))
-    appdata.set_session_scopes(conn, event.shop_domain, scopes, now)
-    appdata.upsert_shop(conn, event.shop_domain, now, scopes=scopes, scopes_updated_at=at)
+    data.set_session_scopes(event.shop_domain, scopes, now)
+    data.upsert_shop(event.shop_domain, now, scopes=scopes, scopes_updated_at=at)
     return None
 
 
-def app_subscriptions_update(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+def app_subscriptions_update(data: AppData, event: ClaimedEvent, now: datetime) -> str | None:
     """Mirror the subscription; the shop's plan status follows its newest subscription."""
     sub = _object(event).get("app_subscription")
     if not isinstance(sub, dict) or not sub.get("admin_graphql_api_id"):
         raise InvalidPayload("app_subscriptions/update payload has no `app_subscription` id")
     at = event_time(event, sub)
-    if stale := _stale_after_redaction(conn, event.shop_domain, at):
+    if stale := _stale_after_redaction(data, event.shop_domain, at):
         return stale
     updated = webhooks.parse_timestamp(_str(sub.get("updated_at")))
-    existing = appdata.get_subscription(conn, str(sub["admin_graphql_api_id"]))
+    existing = data.get_subscription(str(sub["admin_graphql_api_id"]))
     if existing is not None and _newer(existing, at, updated):
         return "stale: a newer state of this subscription is already recorded"
-    appdata.upsert_subscription(
-        conn,
+    data.upsert_subscription(
         {
             "id": str(sub["admin_graphql_api_id"]),
             "shop_domain": event.shop_domain,
@@ -99,9 +115,18 @@ def app_subscriptions_update(conn: Connection, event: ClaimedEvent, now: datetim
             "updated_at": now,
         },
     )
-    status = appdata.current_plan_status(conn, event.shop_domain)
-    appdata.upsert_shop(conn, event.shop_domain, now, plan_status=status)
+    data.follow_plan(event.shop_domain, now)
     return None
+
+
+def subscription_ids(event: ClaimedEvent) -> list[str]:
+    """The subscription an `app_subscriptions/update` names, if its payload is readable."""
+    try:
+        sub = _object(event).get("app_subscription")
+    except InvalidPayload:
+        return []
+    found = sub.get("admin_graphql_api_id") if isinstance(sub, dict) else None
+    return [str(found)] if found else []
 
 
 def customers_data_request(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
@@ -200,9 +225,9 @@ def shop_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | N
 
 
 HANDLERS: Mapping[str, Handler] = {
-    "app/uninstalled": app_uninstalled,
-    "app/scopes_update": app_scopes_update,
-    "app_subscriptions/update": app_subscriptions_update,
+    "app/uninstalled": Staging(app_uninstalled),
+    "app/scopes_update": Staging(app_scopes_update),
+    "app_subscriptions/update": Staging(app_subscriptions_update, subscription_ids),
     "customers/data_request": customers_data_request,
     "customers/redact": customers_redact,
     "shop/redact": shop_redact,
@@ -256,8 +281,8 @@ def _record_compliance(
     )
 
 
-def _stale_after_redaction(conn: Connection, shop: str, at: datetime) -> str | None:
-    redacted = appdata.redacted_at(conn, shop)
+def _stale_after_redaction(data: AppData, shop: str, at: datetime) -> str | None:
+    redacted = data.redacted_at(shop)
     if redacted is not None and redacted >= at:
         return "stale: the shop's data was erased (shop/redact) after this event"
     return None

@@ -9,6 +9,11 @@ from datetime import datetime, timedelta
 from timedify.settings import Settings
 
 
+class Permanent(Exception):
+    """A failure no retry can cure (a payload that lacks what its topic needs): the event
+    becomes a dead letter at its first attempt, with the reason, instead of being retried."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter, capped, for at most `max_attempts` attempts in total.
@@ -39,7 +44,12 @@ class RetryPolicy:
         raw = self.cap if attempt > 60 else min(self.cap, self.base * 2 ** (attempt - 1))
         return raw * (1.0 - self.jitter * rng.random())
 
-    def decide(self, attempt: int, now: datetime, rng: random.Random) -> datetime | None:
-        """When to try again after failed attempt `attempt`, or None: give up (dead letter)."""
+    def decide(
+        self, attempt: int, now: datetime, rng: random.Random, error: Exception | None = None
+    ) -> datetime | None:
+        """When to try again after failed attempt `attempt` (which raised `error`), or None:
+        give up (dead letter) - at once when the error is `Permanent`."""
+        if isinstance(error, Permanent):
+            return None
         seconds = self.delay(attempt, rng)
         return None if seconds is None else now + timedelta(seconds=seconds)

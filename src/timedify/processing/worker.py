@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from timedify.ingest import webhooks
-from timedify.logs import get_logger, identifier
+from timedify.logs import HotLogger, get_logger, identifier
 from timedify.metrics import Metrics
 from timedify.models import utcnow
 from timedify.processing import batches
@@ -33,7 +33,11 @@ from timedify.store import claims
 from timedify.store.claims import WorkerIdentity
 
 log = get_logger("timedify.processing.worker")
+# The line logged for every event applied: thousands a second while a backlog drains.
+hot_log = HotLogger("timedify.processing.worker")
 _FORGET_STOPPED_AFTER = timedelta(days=7)
+_GIVE_WAY_STEP = 0.001
+_GIVE_WAY_STEPS = 10
 
 
 class Worker:
@@ -49,6 +53,7 @@ class Worker:
         metrics: Metrics | None = None,
         jobs: Sequence[PeriodicJob] | None = None,
         after_commit: Callable[[ClaimedEvent, Outcome], None] | None = None,
+        give_way: Callable[[], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -58,14 +63,24 @@ class Worker:
         self._schedule = Schedule(default_jobs(settings, engine) if jobs is None else jobs)
         # Told of each outcome once its batch committed (processing/followups.py).
         self._after_commit = after_commit
+        # In `serve`, whether acknowledgements wait for the database: the worker then lets
+        # them go first (SPEC W1 over P1), briefly, so that it still makes progress.
+        self._give_way = give_way or (lambda: False)
         self._policy = RetryPolicy.from_settings(settings)
         self._lease = timedelta(seconds=settings.worker_lease_seconds)
         # Heartbeats also extend the leases of the batch in hand, well before they expire.
         self._beat_every = min(5.0, settings.worker_lease_seconds / 3)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._held: str | None = None
+        # Claims whose release failed (the database went away): released when it is back, not
+        # left to wait out their lease (their events were not applied).
+        self._unreleased: list[str] = []
+        # How long one transaction may take events: SQLite has one writer, and webhook commits
+        # wait for this one; PostgreSQL's row locks only hold back other writers of the same rows.
+        self._max_seconds = 0.02 if engine.dialect.name == "sqlite" else 0.25
+        self._take = settings.worker_batch_size
         self._last_beat = float("-inf")
         self.processed = 0
         hostname = socket.gethostname()
@@ -117,6 +132,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim one batch and process it; the number of events claimed."""
         self._beat_if_due()
+        self._release_pending()
         token = uuid.uuid4().hex
         with self._engine.begin() as conn:
             batch = claims.claim(
@@ -132,17 +148,19 @@ class Worker:
         done = 0
         try:
             while done < len(batch) and not self._stopping.is_set():
-                done += self._process(batch[done:])
+                done += self._process(batch[done : done + self._take])
                 self._beat_if_due()
         finally:
             # Never keep (and keep extending) leases on events this loop will not process.
             self._held = None
             if done < len(batch):
-                self._release(token)
+                self._unreleased.append(token)
+                self._release_pending()
         return len(batch)
 
     def _process(self, events: list[ClaimedEvent]) -> int:
         """One transaction over the front of `events`; how many it processed."""
+        self._let_acknowledgements_go_first()
         started = time.perf_counter()
         outcomes = batches.process_batch(
             self._engine,
@@ -150,8 +168,14 @@ class Worker:
             policy=self._policy,
             handlers=self._handlers,
             rng=self._rng,
-            stopping=self._stopping.is_set,
+            stopping=self._yield_or_stop,
+            max_seconds=self._max_seconds,
         )
+        # Offer the next transaction what this one had time for (or twice what it was offered):
+        # a transaction cut short has read and entered in the ledger events it then let go.
+        limit = self._settings.worker_batch_size
+        self._take = max(len(outcomes), 1) if len(outcomes) < len(events) else 2 * self._take
+        self._take = min(self._take, limit)
         duration = (time.perf_counter() - started) / max(len(outcomes), 1)
         self.processed += len(outcomes)
         for event, outcome in zip(events, outcomes, strict=False):
@@ -163,6 +187,18 @@ class Worker:
             _log_outcome(event, outcome, duration)
             self._follow_up(event, outcome)
         return len(outcomes)
+
+    def _yield_or_stop(self) -> bool:
+        """Whether the transaction in hand should end after the event in hand."""
+        return self._stopping.is_set() or self._give_way()
+
+    def _let_acknowledgements_go_first(self) -> None:
+        """Wait (GIL and database free) while webhooks wait for their commit, up to 10 ms:
+        an acknowledgement is what Shopify waits for; the worker's events can wait that long."""
+        for _ in range(_GIVE_WAY_STEPS):
+            if not self._give_way() or self._stopping.is_set():
+                return
+            time.sleep(_GIVE_WAY_STEP)
 
     def _follow_up(self, event: ClaimedEvent, outcome: Outcome) -> None:
         if self._after_commit is None:
@@ -182,9 +218,17 @@ class Worker:
                 claims.extend_leases(conn, self._held, now + self._lease)
         self._last_beat = time.monotonic()
 
-    def _release(self, token: str) -> None:
-        with self._engine.begin() as conn:
-            released = claims.release(conn, [token])
+    def _release_pending(self) -> None:
+        """Give back the events of claims this loop let go; kept for later if that fails."""
+        if not self._unreleased:
+            return
+        try:
+            with self._engine.begin() as conn:
+                released = claims.release(conn, self._unreleased)
+        except Exception as exc:  # still down: try again before the next claim
+            log.warning("worker_release_failed", error_class="db", error_type=type(exc).__name__)
+            return
+        self._unreleased.clear()
         if released:
             log.info("worker_released_events", count=released)
 
@@ -196,6 +240,7 @@ class Worker:
             log.warning("worker_error", error_class="db", error_type=type(exc).__name__)
 
     def _shutdown(self) -> None:
+        self._release_pending()
         try:
             with self._engine.begin() as conn:
                 claims.heartbeat(
@@ -216,7 +261,7 @@ def _log_outcome(event: ClaimedEvent, outcome: Outcome, duration: float) -> None
         "duration_ms": round(duration * 1000, 1),
     }
     if outcome.state.finished:
-        log.info("event_processed", note=outcome.note, **fields)
+        hot_log.info("event_processed", note=outcome.note, **fields)
     elif outcome.state is AttemptResult.RETRYING:
         log.warning("event_failed", error_class="webhook", error_type=outcome.error_class, **fields)
     elif outcome.state is AttemptResult.DEAD:

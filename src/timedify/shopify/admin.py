@@ -34,7 +34,7 @@ from timedify.shopify.contracts import (
 )
 from timedify.shopify.throttle import Cost, Throttle
 
-TOKEN_HEADER = "X-Shopify-Access-Token"  # noqa: S105 - a header name
+TOKEN_HEADER = "X-Shopify-Access-Token"  # noqa: S105 - a header name  # nosec B105
 DEPRECATION_HEADER = "x-shopify-api-deprecated-reason"
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
@@ -90,7 +90,7 @@ class AdminClient:
         self._metrics = metrics
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self.throttle = Throttle(clock)
         self._deprecations: set[str] = set()
         self._lock = threading.Lock()

@@ -26,9 +26,9 @@ from timedify.settings import Settings
 from timedify.shopify.contracts import InvalidSubjectToken, ShopifyAuthError, ShopifyUnavailable
 
 # Grant and token type names of RFC 8693 and Shopify (names, not secrets).
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
-OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - an OAuth URN  # nosec B105
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - an OAuth URN  # nosec B105
+OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105 - an OAuth URN  # nosec B105
 # Connect and read bounds: the token endpoint answers in well under a second, and a refresh may
 # hold the shop's row lock (SQLite: the database's write lock) while it waits.
 TIMEOUT = httpx.Timeout(5.0, connect=3.0)
@@ -70,7 +70,7 @@ class OAuthClient:
         }
         self._attempts = attempts
         self._backoff = backoff_seconds
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._transport = transport
         self._http: httpx.Client | None = None  # opened at the first request
         self._lock = threading.Lock()

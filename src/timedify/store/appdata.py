@@ -7,7 +7,7 @@ reads and writes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from timedify.models import (
     Subscription,
     WebhookEvent,
 )
+from timedify.store import bulk
 from timedify.store.prepared import Prepared, dialect_insert
 
 SHOP_REDACT = "shop/redact"
@@ -105,6 +106,159 @@ def current_plan_status(conn: Connection, domain: str) -> str | None:
     """The status of the shop's most recently changed subscription."""
     status: str | None = _PLAN_STATUS.scalar(conn, {"domain": domain})
     return status
+
+
+# A batch of events reads what its handlers need with one statement per table and writes what
+# they changed with one statement (or one pipelined executemany) per kind of change, whatever the
+# batch's size: on PostgreSQL every statement is a round trip (processing/staging.py).
+def shops_by_domain(conn: Connection, domains: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The shop rows of `domains` that exist, by domain."""
+    if not domains:
+        return {}
+    rows = conn.execute(_shops_by_domain(conn.dialect.name), {"domains": list(domains)})
+    return {row["domain"]: dict(row) for row in rows.mappings()}
+
+
+@functools.cache
+def _shops_by_domain(dialect: str) -> Any:
+    return select(Shop.__table__).where(bulk.one_of(Shop.__table__.c.domain, "domains", dialect))
+
+
+def subscriptions_by_id(conn: Connection, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The subscription rows of `ids` that exist, by id."""
+    if not ids:
+        return {}
+    rows = conn.execute(_subscriptions_by_id(conn.dialect.name), {"ids": list(ids)})
+    return {row["id"]: dict(row) for row in rows.mappings()}
+
+
+@functools.cache
+def _subscriptions_by_id(dialect: str) -> Any:
+    return select(_S.__table__).where(bulk.one_of(_S.__table__.c.id, "ids", dialect))
+
+
+def redacted_at_by_shop(conn: Connection, domains: Collection[str]) -> dict[str, datetime]:
+    """When each of `domains` that was ever erased by `shop/redact` was last erased."""
+    if not domains:
+        return {}
+    rows = conn.execute(_redacted_at_by_shop(conn.dialect.name), {"domains": list(domains)})
+    return {str(domain): at for domain, at in rows if at is not None}
+
+
+@functools.cache
+def _redacted_at_by_shop(dialect: str) -> Any:
+    c = ComplianceRequest
+    return (
+        select(c.shop_domain, func.max(c.received_at))
+        .where(bulk.one_of(c.__table__.c.shop_domain, "domains", dialect), c.kind == SHOP_REDACT)
+        .group_by(c.shop_domain)
+    )
+
+
+def upsert_shops(conn: Connection, changes: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
+    """`upsert_shop` for many shops: each domain with the columns set on it."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for domain, values in changes.items():
+        row = {"domain": domain, "installed": True, "created_at": now, "updated_at": now, **values}
+        groups.setdefault(frozenset([*values, "updated_at"]), []).append(row)
+    for columns, rows in groups.items():
+        if bulk.is_postgres(conn):
+            rows = [{key: row.get(key) for key in _ordered(rows)} for row in rows]
+            bulk.insert_rows(conn, Shop, rows, conflict=_set_excluded("domain", columns))
+            continue
+        given = frozenset().union(*rows)
+        _upsert(conn.dialect.name, Shop.__table__, "domain", columns, given).executemany(conn, rows)
+
+
+def delete_sessions_of(conn: Connection, domains: Collection[str]) -> None:
+    """`delete_sessions` for many shops."""
+    if not domains:
+        return
+    if bulk.is_postgres(conn):
+        conn.execute(_delete_sessions_of(conn.dialect.name), {"domains": list(domains)})
+    else:
+        _DELETE_SESSIONS.executemany(conn, [{"domain": domain} for domain in domains])
+
+
+@functools.cache
+def _delete_sessions_of(dialect: str) -> Any:
+    domain = ShopSession.__table__.c.shop_domain
+    return delete(ShopSession).where(bulk.one_of(domain, "domains", dialect))
+
+
+def set_sessions_scopes(conn: Connection, scopes: Mapping[str, str], now: datetime) -> None:
+    """`set_session_scopes` for many shops: domain -> scopes."""
+    if not scopes:
+        return
+    if bulk.is_postgres(conn):
+        rows = [{"shop_domain": d, "scope": s, "updated_at": now} for d, s in scopes.items()]
+        assign = "scope = v.scope, updated_at = v.updated_at"
+        bulk.update_rows(conn, ShopSession, rows, match=("shop_domain",), assign=assign)
+        return
+    rows = [{"domain": domain, "scopes": value, "now": now} for domain, value in scopes.items()]
+    _SET_SCOPES.executemany(conn, rows)
+
+
+def upsert_subscriptions(conn: Connection, rows: Collection[dict[str, Any]]) -> None:
+    """`upsert_subscription` for many rows with the same columns."""
+    if not rows:
+        return
+    given = frozenset().union(*rows)
+    table = Subscription.__table__
+    if bulk.is_postgres(conn):
+        full = [{key: row.get(key) for key in _ordered(rows)} for row in rows]
+        bulk.insert_rows(conn, Subscription, full, conflict=_set_excluded("id", given - {"id"}))
+        return
+    upsert = _upsert(conn.dialect.name, table, "id", given - {"id"}, given)
+    upsert.executemany(conn, list(rows))
+
+
+def _ordered(rows: Collection[Mapping[str, Any]]) -> list[str]:
+    """Every key of `rows`, in a stable order (one SQL text per set of columns)."""
+    return sorted(frozenset().union(*rows))
+
+
+def _set_excluded(key: str, columns: Collection[str]) -> str:
+    """The ON CONFLICT clause of an upsert: on `key`, set each of `columns` to the new value."""
+    assign = ", ".join(f"{column} = EXCLUDED.{column}" for column in sorted(columns))
+    return f"({key}) DO UPDATE SET {assign}"  # names from the models  # nosec B608
+
+
+def _plan_of_shop() -> Any:
+    return (
+        select(_S.status)
+        .where(_S.shop_domain == Shop.domain)
+        .order_by(desc(_S.triggered_at), desc(_S.shopify_updated_at))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_FOLLOW_PLAN = Prepared(
+    update(Shop)
+    .where(Shop.domain == bindparam("domain"))
+    .values(plan_status=_plan_of_shop(), updated_at=bindparam("now"))
+)
+
+
+def follow_plans(conn: Connection, domains: Collection[str], now: datetime) -> None:
+    """Set each existing shop's plan status to that of its most recently changed subscription
+    (`current_plan_status`), in the database, for many shops at once."""
+    if not domains:
+        return
+    if bulk.is_postgres(conn):
+        conn.execute(_follow_plans(conn.dialect.name), {"domains": list(domains), "now": now})
+    else:
+        _FOLLOW_PLAN.executemany(conn, [{"domain": domain, "now": now} for domain in domains])
+
+
+@functools.cache
+def _follow_plans(dialect: str) -> Any:
+    return (
+        update(Shop)
+        .where(bulk.one_of(Shop.__table__.c.domain, "domains", dialect))
+        .values(plan_status=_plan_of_shop(), updated_at=bindparam("now"))
+    )
 
 
 _REDACTED_AT = Prepared(

@@ -37,6 +37,7 @@ from timedify.models import (
     WorkerHeartbeat,
 )
 from timedify.records import ClaimedEvent, Done
+from timedify.store import bulk
 from timedify.store.prepared import Prepared, dialect_insert
 
 _E = WebhookEvent
@@ -163,21 +164,24 @@ def hold_all(conn: Connection, events: Sequence[ClaimedEvent]) -> set[int]:
     claims off these rows (their `SKIP LOCKED` passes them by) until the commit.
     """
     held: set[int] = set()
+    statement = _hold_all(conn.dialect.name)
     for token in {event.lease_token for event in events}:
         ids = [event.id for event in events if event.lease_token == token]
-        held.update(conn.scalars(_HOLD_ALL, {"ids": ids, "token": token}))
+        held.update(conn.scalars(statement, {"ids": ids, "token": token}))
     return held
 
 
-_HOLD_ALL = (
-    select(_E.id)
-    .where(
-        _E.id.in_(bindparam("ids", expanding=True)),
-        _E.lease_token == bindparam("token"),
-        _E.state == EventState.PROCESSING,
+@functools.cache
+def _hold_all(dialect: str) -> Any:
+    return (
+        select(_E.id)
+        .where(
+            bulk.one_of(_E.__table__.c.id, "ids", dialect),
+            _E.lease_token == bindparam("token"),
+            _E.state == EventState.PROCESSING,
+        )
+        .with_for_update()
     )
-    .with_for_update()
-)
 
 
 def record_applied(conn: Connection, event: ClaimedEvent, now: datetime) -> bool:
@@ -191,23 +195,96 @@ def record_applied(conn: Connection, event: ClaimedEvent, now: datetime) -> bool
     return _ledger_insert(conn.dialect.name).execute(conn, values) == 1
 
 
+def record_applied_all(conn: Connection, events: Sequence[ClaimedEvent], now: datetime) -> set[int]:
+    """`record_applied` for many events in one statement; the ids of those entered now.
+
+    An event not entered was applied before (W3), or shares its merchant action with an earlier
+    event of `events`. On PostgreSQL a concurrent transaction entering the same action makes
+    this wait for its commit, as the single INSERT does.
+    """
+    if not events:
+        return set()
+    rows = [
+        {"topic": e.topic, "event_key": e.event_key, "event_pk": e.id, "applied_at": now}
+        for e in events
+    ]
+    ledger = AppliedEvent.__table__
+    if bulk.is_postgres(conn):
+        result = bulk.insert_rows(
+            conn, AppliedEvent, rows, conflict="(topic, event_key) DO NOTHING", returning="event_pk"
+        )
+        return {int(pk) for (pk,) in result}
+    stmt = (
+        dialect_insert(conn.dialect.name, ledger)
+        .on_conflict_do_nothing(index_elements=["topic", "event_key"])
+        .returning(AppliedEvent.event_pk)
+    )
+    return {int(pk) for pk in conn.scalars(stmt, rows)}
+
+
+def forget_applied(conn: Connection, events: Sequence[ClaimedEvent]) -> None:
+    """Take events out of the ledger again: entered in this transaction, then not applied."""
+    if not events:
+        return
+    keys = [{"topic": e.topic, "event_key": e.event_key, "event_pk": e.id} for e in events]
+    if bulk.is_postgres(conn):
+        bulk.delete_rows(conn, AppliedEvent, keys, match=tuple(keys[0]))
+    else:
+        _FORGET_APPLIED.executemany(conn, keys)
+
+
+_A = AppliedEvent
+_FORGET_APPLIED = Prepared(  # by the primary key: the ledger is large and event_pk not indexed
+    delete(_A).where(
+        _A.topic == bindparam("topic"),
+        _A.event_key == bindparam("event_key"),
+        _A.event_pk == bindparam("event_pk"),
+    )
+)
+
+
 def finish(conn: Connection, done: Sequence[Done]) -> bool:
     """Mark held events processed or ignored, give up their leases and record their attempts,
     one statement of each for all of them. False when any of them was not held: the caller
     must then roll back, as some of `done` were marked and some not."""
     if not done:
         return True
+    attempts = [
+        {**_attempt(d.event, d.started, d.finished, d.state), "error_class": None, "error": None}
+        for d in done
+    ]
+    if bulk.is_postgres(conn):
+        marks = [
+            {
+                "id": d.event.id,
+                "lease_token": d.event.lease_token,
+                "state": str(d.state),
+                "processed_at": d.finished,
+                "note": d.note,
+            }
+            for d in done
+        ]
+        changed = bulk.update_rows(
+            conn, _E, marks, match=("id", "lease_token"), assign=_MARK, where=_HELD
+        )
+        if changed != len(done):
+            return False
+        bulk.insert_rows(conn, EventAttempt, attempts)
+        return True
     marks = [
         {**_fence(d.event), "new_state": d.state, "now": d.finished, "note": d.note} for d in done
     ]
     if _FINISH.executemany(conn, marks) != len(done):
         return False
-    attempts = [
-        {**_attempt(d.event, d.started, d.finished, d.state), "error_class": None, "error": None}
-        for d in done
-    ]
     _ATTEMPT.executemany(conn, attempts)
     return True
+
+
+_HELD = f"{_E.__tablename__}.state = '{EventState.PROCESSING}'"
+_MARK = (
+    "state = v.state, processed_at = v.processed_at, note = v.note,"
+    " lease_token = NULL, lease_expires_at = NULL, last_error = NULL"
+)
 
 
 def schedule_retry(conn: Connection, event: ClaimedEvent, at: datetime, error: str) -> bool:

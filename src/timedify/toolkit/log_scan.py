@@ -13,7 +13,7 @@ candidate when it has an error level, an `error_class`, or a 429/5xx status.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -118,7 +118,7 @@ class ScanResult:
 def scan(stream: IO[bytes], since: datetime | None = None) -> ScanResult:
     """Scan a binary stream of log lines; only lines at or after `since` are counted."""
     result = ScanResult()
-    since_key = since.astimezone(UTC).strftime(SINCE_FORMAT) if since else None
+    since_key = to_since_key(since) if since else None
     buffer = bytearray(BLOCK_SIZE)
     find = finder(buffer)
     kept = 0  # the unfinished last line of the previous block, moved to the buffer's start
@@ -141,6 +141,37 @@ def scan(stream: IO[bytes], since: datetime | None = None) -> ScanResult:
     if kept:
         _scan_range(buffer, find, kept, since_key, result)
     return result
+
+
+def to_since_key(since: datetime) -> str:
+    """`since` as the text `before` compares our UTC timestamps with."""
+    return since.astimezone(UTC).strftime(SINCE_FORMAT)
+
+
+def blocks(stream: IO[bytes]) -> Iterator[bytearray]:
+    """The stream in blocks of whole lines (the last one may lack its newline).
+
+    For readers that look at every line (`logs-report`): one `split` per block, no per-line
+    read. The same reused buffer and `readinto` as `scan`.
+    """
+    buffer = bytearray(BLOCK_SIZE)
+    kept = 0
+    while True:
+        if kept == len(buffer):  # one line longer than the buffer
+            buffer += bytes(len(buffer))
+        read = _read_into(stream, buffer, kept)
+        if not read:
+            break
+        end = kept + read
+        last = buffer.rfind(b"\n", kept, end)
+        if last == -1:
+            kept = end
+            continue
+        yield buffer[: last + 1]  # a copy: the buffer is refilled while the caller reads
+        kept = end - last - 1
+        buffer[:kept] = buffer[last + 1 : end]
+    if kept:
+        yield buffer[:kept]
 
 
 def _read_into(stream: IO[bytes], buffer: bytearray, offset: int) -> int:
@@ -214,7 +245,7 @@ def _scan_range(
             continue
         if type(record) is not dict:
             continue
-        if since is not None and _before(record, bytes(block[start:brace]), since):
+        if since is not None and before(record, bytes(block[start:brace]), since):
             result.skipped_before_since += 1
             continue
         found = categories(record)
@@ -234,8 +265,8 @@ def _occurrences(record: dict[str, Any]) -> int:
     return value if type(value) is int and value > 0 else 1
 
 
-def _before(record: dict[str, Any], prefix: bytes, since: str) -> bool:
-    """Whether the line is older than `since` (an ISO UTC timestamp, compared as text).
+def before(record: dict[str, Any], prefix: bytes, since: str) -> bool:
+    """Whether the line is older than `since` (`to_since_key`'s text; `prefix`: the shipper's).
 
     Our timestamps are ISO 8601 in UTC, so text order is time order; anything else is parsed.
     """

@@ -98,7 +98,7 @@ def run(
     """Apply every rule in time-sliced batches; `on_batch(rule, rows)` after each commit."""
     counts = Counts()
     policy = policy.for_database(engine.dialect.name)
-    assert policy.duty is not None
+    assert policy.duty is not None  # narrows the type: for_database sets it  # nosec B101
     with engine.connect() as conn, store.bulk_session(conn) as checkpoint:
         for rule in RULES:
             pacer = Pacer(_target(conn, policy), policy.duty, policy.batch_size)

@@ -28,7 +28,7 @@ from timedify.settings import Settings
 from timedify.store import events
 
 Status = Literal["pass", "warn", "fail"]
-_RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
+_RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}  # states, not a password  # nosec B105
 
 
 @dataclass

@@ -246,3 +246,28 @@ def test_ignored_duplicates_are_not_counted_as_failures(settings: Settings, db_u
     assert activity["app/uninstalled"].failures_in_window == 0
     assert activity["customers/redact"].failures_in_window == 3
     assert activity["customers/redact"].dead_letters_in_window == 1
+
+
+def test_a_worker_that_gives_way_to_acknowledgements_still_drains(
+    settings: Settings, db_url: str
+) -> None:
+    """While acknowledgements wait (here: always) the worker pauses before each transaction
+    and ends it after one event, but it still applies everything: giving way is bounded."""
+    store_events(
+        db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(4)]
+    )
+    asked: list[int] = []
+
+    def acknowledgements_waiting() -> bool:
+        asked.append(1)
+        return True
+
+    engine = make_engine(db_url)
+    worker = Worker(settings, engine, jobs=[], give_way=acknowledgements_waiting)
+    try:
+        assert worker.run_once() == 4
+    finally:
+        engine.dispose()
+    assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
+    assert len(table_rows(db_url, EventAttempt)) == 4
+    assert len(asked) >= 4 * 10, "the worker did not wait while acknowledgements waited"

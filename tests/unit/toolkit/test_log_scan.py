@@ -116,7 +116,7 @@ def reference_scan(data: bytes, since: datetime | None) -> log_scan.ScanResult:
     for text in data.split(b"\n"):
         if log_scan.NEEDLE not in text or (record := log_scan.parse_line(text)) is None:
             continue
-        if since_key and log_scan._before(record, text[: text.find(b"{")], since_key):
+        if since_key and log_scan.before(record, text[: text.find(b"{")], since_key):
             result.skipped_before_since += 1
             continue
         if found := log_scan.categories(record):
@@ -185,3 +185,22 @@ def test_the_fast_search_is_there_on_linux() -> None:
     """The container and CI run on glibc: the benchmarked path is the one in production."""
     if sys.platform.startswith("linux"):
         assert log_scan.MEMMEM is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(log_lines, max_size=30),
+    final_newline=st.booleans(),
+    block_size=st.integers(min_value=1, max_value=300),
+)
+def test_blocks_are_the_stream_in_whole_lines(
+    lines: list[bytes], final_newline: bool, block_size: int
+) -> None:
+    """Joined, the blocks are the stream; each but the last ends a line (lines longer than a
+    block included)."""
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    with patch.object(log_scan, "BLOCK_SIZE", block_size):
+        blocks = [bytes(block) for block in log_scan.blocks(io.BytesIO(data))]
+    assert b"".join(blocks) == data
+    assert all(block.endswith(b"\n") for block in blocks[:-1])
+    assert all(blocks)

@@ -37,7 +37,7 @@ class Sessions:
     """Issues and reads session cookies and their CSRF tokens."""
 
     def __init__(self, settings: Settings) -> None:
-        assert settings.console_password is not None
+        assert settings.console_password is not None  # mounted only when set  # nosec B101
         self._password = hashlib.sha256(settings.console_password.get_secret_value().encode())
         label = b"timedify-console\0" + self._password.digest()
         self._key = hmac.new(

@@ -1,0 +1,369 @@
+"""The weekly log review: a window of our JSON log lines at a glance (`timedify logs-report`).
+
+Reads the lines `alerting-check` reads (plain, or behind a `fly logs` prefix; `log_scan` skips
+the prefix and compares times) but looks at every line, not only the errors: webhooks received,
+acknowledged and rejected per topic and reason, processing outcomes, dead letters opened and
+resolved, error classes with one sample line each, the Shopify Admin API's 429s and 5xx, the
+acknowledgement latency percentiles and the shops with the most failures.
+
+Nothing personal leaves: every value printed is one the log itself holds under the log's rules
+(`timedify.logs`), and then only if it is shaped like an identifier (`logs.identifier`), with
+tokens masked (`logs.scrub_text`); a sample shows only the context fields in `SAMPLE_FIELDS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+import orjson
+
+from timedify.logs import identifier, scrub_text
+from timedify.toolkit import log_scan
+
+ACKNOWLEDGED = {"webhook_accepted": "accepted", "webhook_duplicate": "duplicate"}
+# The worker's outcome lines (processing/worker.py); `event_processed` carries its state.
+HOT_EVENTS = frozenset({*ACKNOWLEDGED, "event_processed"})
+PROCESSING = {"event_failed": "retrying", "event_dead_lettered": "dead", "event_lease_lost": "lost"}
+# The context fields a sample line shows; messages (`error`, `detail`) may quote anything.
+SAMPLE_FIELDS = (
+    "time",
+    "event",
+    "level",
+    "topic",
+    "shop",
+    "webhook_id",
+    "status",
+    "reason",
+    "error_class",
+    "error_type",
+    "operation",
+    "outcome",
+    "attempt",
+)
+NONE = "(none)"
+PERCENTILES = (50, 95, 99)
+
+
+@functools.lru_cache(maxsize=4096)
+def mask(value: str) -> str:
+    """`value` as a log line may show it: identifier-shaped, tokens replaced by a marker."""
+    return scrub_text(identifier(value) or "")
+
+
+def _raw(value: object) -> str | None:
+    return value if type(value) is str else None
+
+
+def _text(value: object) -> str:
+    if value is None or value == "":
+        return NONE
+    return mask(value if isinstance(value, str) else str(value))
+
+
+@dataclass
+class LogsReport:
+    """What one read of the logs found; counters keyed by masked values only.
+
+    The two lines written once per webhook (its acknowledgement, its processing) are counted
+    by their raw `(event, topic, status)` in `hot` and masked once per key by `fold`.
+    """
+
+    since: datetime | None = None
+    bytes: int = 0
+    lines: int = 0
+    unreadable: int = 0
+    skipped_before_since: int = 0
+    hot: dict[tuple[str, object, object], int] = field(default_factory=dict)
+    received: Counter[str] = field(default_factory=Counter)
+    acknowledged: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    processing: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_letters_opened: int = 0
+    dead_letters_resolved: int = 0
+    error_classes: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    admin_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    shop_failures: Counter[str] = field(default_factory=Counter)
+    ack_ms: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one log record (already inside the window)."""
+        self.lines += 1
+        event = record.get("event")
+        event = event if type(event) is str else None  # anything else is a crafted line
+        if event in HOT_EVENTS:
+            self._add_hot(event, record)
+        elif event == "webhook_rejected":
+            topic = _text(record.get("topic"))
+            self.received[topic] += 1
+            self.rejected[topic, _text(record.get("reason"))] += 1
+        elif event in PROCESSING:
+            self.processing[_text(record.get("topic")), PROCESSING[event]] += 1
+            self.dead_letters_opened += event == "event_dead_lettered"
+        elif event == "admin_api_call":
+            self.admin_calls[_text(record.get("operation")), _text(record.get("outcome"))] += 1
+        elif event == "dead_letter_dismissed":
+            self.dead_letters_resolved += 1
+        elif event == "dead_letter_replayed":
+            # A replay that failed again leaves the dead letter open.
+            self.dead_letters_resolved += record.get("status") == "processed"
+        if record.get("error_class") or record.get("level") in log_scan.ERROR_LEVELS:
+            self.add_failure(record)
+
+    def _add_hot(self, event: str, record: dict[str, Any]) -> None:
+        # The same as `read`'s inlined path, for records counted one by one.
+        topic, status = record.get("topic"), record.get("status")
+        key = (
+            event,
+            topic if type(topic) is str else None,
+            status if type(status) is str else None,
+        )
+        self.hot[key] = self.hot.get(key, 0) + 1
+        duration = record.get("duration_ms")
+        if event != "event_processed" and (type(duration) is float or type(duration) is int):
+            self.ack_ms.append(duration)
+
+    def add_failure(self, record: dict[str, Any]) -> None:
+        """Count a line with an error class or an error level, keep the first as the sample."""
+        name = _text(record.get("error_class") or "unclassified")
+        self.error_classes[name] += 1
+        if name not in self.samples:
+            self.samples[name] = sample(record)
+        if record.get("shop"):
+            self.shop_failures[_text(record.get("shop"))] += 1
+
+    def fold(self) -> None:
+        """Move the raw `hot` counts into the masked counters (once, before printing)."""
+        for (event, topic, status), count in self.hot.items():
+            masked = _text(topic)
+            if event == "event_processed":
+                self.processing[masked, _text(status)] += count
+            else:
+                self.received[masked] += count
+                self.acknowledged[masked, ACKNOWLEDGED[event]] += count
+        self.hot.clear()
+
+    def percentiles(self) -> dict[str, float]:
+        """Nearest-rank p50/p95/p99 and the maximum of the acknowledgement times, in ms."""
+        if not self.ack_ms:
+            return {}
+        ordered = sorted(self.ack_ms)
+        count = len(ordered)
+        found = {f"p{p}": ordered[max(0, math.ceil(p / 100 * count) - 1)] for p in PERCENTILES}
+        return {**found, "max": ordered[-1]}
+
+    def admin_totals(self) -> dict[str, int]:
+        """Admin API calls in all, and the 429s and 5xx among them."""
+        totals = {"calls": 0, "http_429": 0, "http_5xx": 0}
+        for (_operation, outcome), count in self.admin_calls.items():
+            totals["calls"] += count
+            if outcome in totals:
+                totals[outcome] += count
+        return totals
+
+
+def sample(record: dict[str, Any]) -> dict[str, Any]:
+    """The context fields of one line, masked; numbers as they are."""
+    shown: dict[str, Any] = {}
+    for name in SAMPLE_FIELDS:
+        value = record.get(name)
+        if value is None:
+            continue
+        numeric = type(value) in (int, float)
+        shown[name] = value if numeric else _text(value)
+    return shown
+
+
+def read(stream: IO[bytes], since: datetime | None = None) -> LogsReport:
+    """Read every log line of `stream`; only lines at or after `since` are counted."""
+    report = LogsReport(since=since)
+    key = log_scan.to_since_key(since) if since else None
+    for block in log_scan.blocks(stream):
+        report.bytes += len(block)
+        _read_block(block, key, report)
+    report.fold()
+    return report
+
+
+def _read_block(block: bytearray, key: str | None, report: LogsReport) -> None:
+    """Count the lines of one block.
+
+    One loop with local names, and the per-webhook lines counted inline: it runs for every
+    line of a week of logs (`add` does the same for the others, one method call each).
+    """
+    loads, decode_error, before = orjson.loads, orjson.JSONDecodeError, log_scan.before
+    hot, durations, add = report.hot, report.ack_ms.append, report.add
+    own_key = f"{key}Z"
+    counted = skipped = unreadable = 0
+    for line in block.split(b"\n"):
+        if not line:
+            continue
+        # Our own lines start with `{`; a shipper's prefix ends where the object begins.
+        brace = 0 if line[0] == 123 else line.find(b"{")
+        try:
+            record = loads(line if brace == 0 else line[brace:]) if brace != -1 else None
+        except decode_error:
+            record = None
+        if type(record) is not dict:
+            unreadable += 1
+            continue
+        if key is not None:
+            when = record.get("time")
+            # `timedify.logs`'s own format (27 characters, UTC): compared as text.
+            if type(when) is str and len(when) == 27 and when[26] == "Z":
+                if when < own_key:
+                    skipped += 1
+                    continue
+            elif before(record, bytes(line[:brace]), key):
+                skipped += 1
+                continue
+        event = record.get("event")
+        if (
+            type(event) is str
+            and event in HOT_EVENTS
+            and record.get("level") == "info"
+            and not record.get("error_class")
+        ):
+            topic, status = record.get("topic"), record.get("status")
+            entry = (
+                event,
+                topic if type(topic) is str else None,
+                status if type(status) is str else None,
+            )
+            hot[entry] = hot.get(entry, 0) + 1
+            duration = record.get("duration_ms")
+            if event != "event_processed" and (type(duration) is float or type(duration) is int):
+                durations(duration)
+            counted += 1
+        else:
+            add(record)
+    report.lines += counted
+    report.unreadable += unreadable
+    report.skipped_before_since += skipped
+
+
+def _top(counter: Counter[Any], limit: int) -> list[tuple[Any, int]]:
+    # Ties in a stable order (by key), so two reads of one log print the same report.
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def to_json(report: LogsReport, limit: int = 10) -> dict[str, Any]:
+    """The report as one JSON document (after `read`, or `add` and then `fold`)."""
+    report.fold()
+    topics = sorted(report.received)
+    return {
+        "since": report.since.replace(microsecond=0).isoformat() if report.since else None,
+        "bytes": report.bytes,
+        "lines": report.lines,
+        "unreadable_lines": report.unreadable,
+        "lines_before_since": report.skipped_before_since,
+        "webhooks": {
+            topic: {
+                "received": report.received[topic],
+                "accepted": report.acknowledged[topic, "accepted"],
+                "duplicate": report.acknowledged[topic, "duplicate"],
+                "rejected": sum(n for (t, _), n in report.rejected.items() if t == topic),
+            }
+            for topic in topics
+        },
+        "rejections": [
+            {"topic": t, "reason": r, "count": n} for (t, r), n in _top(report.rejected, 1000)
+        ],
+        "processing": [
+            {"topic": t, "outcome": o, "count": n}
+            for (t, o), n in sorted(report.processing.items())
+        ],
+        "dead_letters": {
+            "opened": report.dead_letters_opened,
+            "resolved": report.dead_letters_resolved,
+        },
+        "errors": [
+            {"error_class": name, "count": n, "sample": report.samples[name]}
+            for name, n in _top(report.error_classes, limit)
+        ],
+        "shopify_api": {
+            **report.admin_totals(),
+            "by_operation": [
+                {"operation": op, "outcome": o, "count": n}
+                for (op, o), n in sorted(report.admin_calls.items())
+            ],
+        },
+        "acknowledgement_ms": {"count": len(report.ack_ms), **report.percentiles()},
+        "shops_by_failures": [
+            {"shop": shop, "failures": n} for shop, n in _top(report.shop_failures, limit)
+        ],
+    }
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    """The JSON document of `to_json` as a markdown page (for an issue or a chat message)."""
+    since = doc["since"] or "the beginning of the log"
+    out = [
+        "# Timedify weekly log review",
+        "",
+        f"Since {since}: {doc['lines']:,} lines read ({doc['bytes']:,} bytes; "
+        f"{doc['unreadable_lines']:,} not JSON, {doc['lines_before_since']:,} before the window).",
+    ]
+    webhooks = [[t, v["received"], v["accepted"], v["duplicate"], v["rejected"]]
+                for t, v in doc["webhooks"].items()]  # fmt: skip
+    out += _section(
+        "Webhooks", ["topic", "received", "accepted", "duplicate", "rejected"], webhooks
+    )
+    rejections = [[r["topic"], r["reason"], r["count"]] for r in doc["rejections"]]
+    out += _section("Rejections", ["topic", "reason", "count"], rejections)
+    processing = [[p["topic"], p["outcome"], p["count"]] for p in doc["processing"]]
+    out += _section("Processing outcomes", ["topic", "outcome", "count"], processing)
+    dead = doc["dead_letters"]
+    out += ["", "## Dead letters", "", f"{dead['opened']} opened, {dead['resolved']} resolved."]
+    errors = [[e["error_class"], e["count"], _inline(e["sample"])] for e in doc["errors"]]
+    out += _section("Error classes", ["error class", "lines", "sample"], errors)
+    api = doc["shopify_api"]
+    out += [
+        "",
+        "## Shopify Admin API",
+        "",
+        f"{api['calls']} calls: {api['http_429']} answered 429, {api['http_5xx']} answered 5xx.",
+    ]
+    calls = [[c["operation"], c["outcome"], c["count"]] for c in api["by_operation"]]
+    out += ["", *_table(["operation", "outcome", "calls"], calls)] if calls else []
+    ack = doc["acknowledgement_ms"]
+    timing = ", ".join(f"{k} {ack[k]:g} ms" for k in ("p50", "p95", "p99", "max") if k in ack)
+    out += ["", "## Acknowledgement times", "", f"{ack['count']:,} acknowledged. {timing}".strip()]
+    shops = [[s["shop"], s["failures"]] for s in doc["shops_by_failures"]]
+    out += _section("Shops by failures", ["shop", "failure lines"], shops)
+    return "\n".join(out) + "\n"
+
+
+def _section(title: str, columns: list[str], rows: list[list[Any]]) -> list[str]:
+    return ["", f"## {title}", "", *(_table(columns, rows) if rows else ["None."])]
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _cell(value: Any) -> str:
+    text = f"{value:,}" if type(value) is int else str(value)
+    return text.replace("|", "\\|")
+
+
+def _inline(fields: dict[str, Any]) -> str:
+    return "`" + " ".join(f"{k}={v}" for k, v in fields.items()) + "`"
+
+
+def notify(url: str, markdown: str, timeout: float = 10.0) -> None:
+    """Post the report to a Slack-compatible incoming webhook (`{"text": ...}`)."""
+    import httpx  # only when posting: the report itself starts without it
+
+    response = httpx.post(url, json={"text": markdown}, timeout=timeout)
+    response.raise_for_status()

@@ -1,0 +1,335 @@
+"""`timedify logs-report` on crafted logs: exact counts, nothing personal, fly logs prefixes."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from timedify.logs import NOT_AN_IDENTIFIER
+from timedify.toolkit import log_scan, logs_report
+
+FLY = b"2026-11-28T06:00:01Z app[683d5e0b] ams [info]"
+SINCE = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+IN_WINDOW = "2026-11-27T10:00:00.000000Z"
+OLD = "2026-11-20T10:00:00.000000Z"
+
+
+def line(event: str, level: str = "info", time: str = IN_WINDOW, **fields: object) -> bytes:
+    return orjson.dumps({**fields, "event": event, "level": level, "time": time})
+
+
+def accepted(topic: str, duration: float, event: str = "webhook_accepted") -> bytes:
+    # The shape `HotLogger` writes for every acknowledged webhook.
+    return line(
+        event,
+        topic=topic,
+        shop="a.myshopify.com",
+        webhook_id="w-1",
+        status=200,
+        duration_ms=duration,
+    )
+
+
+def week() -> list[bytes]:
+    """A crafted week: every kind of line the report counts, some behind `fly logs` prefixes."""
+    lines = [accepted("orders/create", float(ms)) for ms in range(1, 101)]  # 1..100 ms
+    lines += [FLY + accepted("app/uninstalled", 7.5)] * 3
+    lines += [accepted("orders/create", 2.0, "webhook_duplicate")] * 2
+    lines += [
+        line(
+            "webhook_rejected",
+            "warning",
+            topic="orders/create",
+            reason="invalid_signature",
+            status=401,
+        )
+    ] * 4
+    lines += [
+        FLY
+        + line(
+            "webhook_rejected",
+            "error",
+            topic="app/uninstalled",
+            reason="database_unavailable",
+            status=503,
+            error_class="db",
+        )
+    ] * 2
+    lines += [line("event_processed", topic="orders/create", status="processed")] * 90
+    lines += [line("event_processed", topic="orders/create", status="ignored")] * 5
+    lines += [
+        line(
+            "event_failed",
+            "warning",
+            topic="orders/create",
+            shop="b.myshopify.com",
+            error_class="webhook",
+            error_type="KeyError",
+            status="retrying",
+        )
+    ] * 3
+    lines += [
+        line(
+            "event_dead_lettered",
+            "error",
+            topic="orders/create",
+            shop="b.myshopify.com",
+            error_class="webhook",
+            error_type="KeyError",
+            status="dead",
+        )
+    ] * 2
+    lines += [line("dead_letter_dismissed", dead_letter_id=1)]
+    lines += [line("dead_letter_replayed", dead_letter_id=n, status="processed") for n in (2, 3, 4)]
+    lines += [line("dead_letter_replayed", dead_letter_id=5, status="dead", error_type="KeyError")]
+    lines += [line("console_dead_letters_replayed", replayed=4, failed=1)]  # not counted twice
+    lines += [
+        line(
+            "admin_api_call",
+            operation="currentAppInstallation",
+            outcome="ok",
+            shop="a.myshopify.com",
+            status=200,
+        )
+    ] * 10
+    lines += [
+        FLY
+        + line(
+            "admin_api_call",
+            "warning",
+            operation="currentAppInstallation",
+            outcome="http_429",
+            status=429,
+            error_class="http_429",
+            shop="c.myshopify.com",
+        )
+    ] * 6
+    lines += [
+        line(
+            "admin_api_call",
+            "warning",
+            operation="metafieldsSet",
+            outcome="http_5xx",
+            status=502,
+            error_class="http_5xx",
+            shop="c.myshopify.com",
+        )
+    ] * 1
+    lines += [line("worker_error", "warning", error_class="db", error_type="OperationalError")]
+    lines += [line("service_crashed", "critical")]
+    # Outside the window, and lines that are not ours: never counted.
+    lines += [line("webhook_rejected", "error", OLD, topic="x", error_class="db")] * 7
+    lines += [b"Starting machine", b"{broken", b"[1, 2]", FLY + b"no json here"]
+    return lines
+
+
+def report_of(lines: list[bytes], since: datetime | None = SINCE) -> dict[str, object]:
+    return logs_report.to_json(logs_report.read(io.BytesIO(b"\n".join(lines) + b"\n"), since))
+
+
+def test_counts_every_kind_of_line_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny block size splits lines between reads: they are still counted whole, once."""
+    monkeypatch.setattr(log_scan, "BLOCK_SIZE", 97)
+    doc = report_of(week())
+    assert doc["webhooks"] == {
+        "app/uninstalled": {"received": 5, "accepted": 3, "duplicate": 0, "rejected": 2},
+        "orders/create": {"received": 106, "accepted": 100, "duplicate": 2, "rejected": 4},
+    }
+    assert doc["rejections"] == [
+        {"topic": "orders/create", "reason": "invalid_signature", "count": 4},
+        {"topic": "app/uninstalled", "reason": "database_unavailable", "count": 2},
+    ]
+    assert doc["processing"] == [
+        {"topic": "orders/create", "outcome": "dead", "count": 2},
+        {"topic": "orders/create", "outcome": "ignored", "count": 5},
+        {"topic": "orders/create", "outcome": "processed", "count": 90},
+        {"topic": "orders/create", "outcome": "retrying", "count": 3},
+    ]
+    assert doc["dead_letters"] == {"opened": 2, "resolved": 4}
+    assert [(e["error_class"], e["count"]) for e in doc["errors"]] == [  # type: ignore[attr-defined]
+        ("http_429", 6),
+        ("webhook", 5),
+        ("db", 3),
+        ("http_5xx", 1),
+        ("unclassified", 1),
+    ]
+    assert doc["shopify_api"]["calls"] == 17  # type: ignore[index]
+    assert doc["shopify_api"]["http_429"] == 6  # type: ignore[index]
+    assert doc["shopify_api"]["http_5xx"] == 1  # type: ignore[index]
+    assert doc["shops_by_failures"] == [
+        {"shop": "c.myshopify.com", "failures": 7},
+        {"shop": "b.myshopify.com", "failures": 5},
+    ]
+    assert doc["lines_before_since"] == 7
+    assert doc["unreadable_lines"] == 4
+
+
+def test_acknowledgement_percentiles_are_nearest_rank() -> None:
+    """100 acks of 1..100 ms: p50 50, p95 95, p99 99, max 100 (duplicates count as acks)."""
+    lines = [accepted("orders/create", float(ms)) for ms in range(100, 0, -1)]
+    assert report_of(lines)["acknowledgement_ms"] == {
+        "count": 100,
+        "p50": 50.0,
+        "p95": 95.0,
+        "p99": 99.0,
+        "max": 100.0,
+    }
+    with_duplicates = report_of(week())["acknowledgement_ms"]
+    assert with_duplicates["count"] == 105  # type: ignore[index]
+
+
+def test_the_window_uses_the_fly_prefix_when_a_line_has_no_time() -> None:
+    """Without its own `time`, a line is placed by the prefix `fly logs` writes before it."""
+    bare = orjson.dumps({"event": "webhook_rejected", "level": "warning", "reason": "r"})
+    doc = report_of([b"2026-11-20T06:00:00Z app[1] ams [info]" + bare, FLY + bare])
+    assert doc["rejections"] == [{"topic": "(none)", "reason": "r", "count": 1}]
+    assert doc["lines_before_since"] == 1
+
+
+PERSONAL = [
+    "jane.doe@example.com",
+    "Jane Doe",
+    "+49 170 1234567",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "shpat_0123456789abcdef",
+    "Hauptstrasse 1",
+]
+
+
+def test_no_personal_datum_or_token_reaches_the_report() -> None:
+    """Values not shaped like identifiers are masked; messages and forbidden fields never shown."""
+    jwt = PERSONAL[3]
+    lines = [
+        line("webhook_rejected", "warning", topic="Jane Doe", reason="jane.doe@example.com"),
+        line(
+            "event_dead_lettered",
+            "error",
+            topic="orders/create",
+            shop="jane.doe@example.com",
+            error_class="webhook",
+            error_type="KeyError",
+            error="customer Jane Doe not found",
+            email="jane.doe@example.com",
+            phone="+49 170 1234567",
+            webhook_id=jwt,
+            address="Hauptstrasse 1",
+        ),
+        line(
+            "admin_api_call",
+            "warning",
+            operation="+49 170 1234567",
+            outcome="http_5xx",
+            error_class=f"x?id_token={jwt}",
+            access_token="shpat_0123456789abcdef",
+            detail="Hauptstrasse 1",
+            shop="Jane Doe",
+        ),
+        accepted("Hauptstrasse 1", 1.0),
+    ]
+    report = logs_report.read(io.BytesIO(b"\n".join(lines)), SINCE)
+    doc = logs_report.to_json(report)
+    text = orjson.dumps(doc).decode() + logs_report.to_markdown(doc)
+    for datum in PERSONAL:
+        assert datum not in text, datum
+    assert "jane" not in text.lower()
+    assert NOT_AN_IDENTIFIER in text  # masked, not dropped: the counts still add up
+    assert doc["dead_letters"] == {"opened": 1, "resolved": 0}
+
+
+def test_odd_values_of_a_crafted_line_are_counted_not_fatal() -> None:
+    lines = [
+        orjson.dumps({"event": ["webhook_accepted"], "level": "info", "time": IN_WINDOW}),
+        orjson.dumps(
+            {
+                "event": "webhook_accepted",
+                "level": "info",
+                "topic": {"a": 1},
+                "duration_ms": "3",
+                "time": IN_WINDOW,
+            }
+        ),
+        orjson.dumps({"event": "admin_api_call", "level": "error", "shop": 5, "time": IN_WINDOW}),
+    ]
+    doc = report_of(lines)
+    assert doc["lines"] == 3
+    assert doc["webhooks"]["(none)"]["accepted"] == 1  # type: ignore[index]
+    assert doc["acknowledgement_ms"] == {"count": 0}
+
+
+def test_markdown_shows_the_same_counts() -> None:
+    doc = report_of(week())
+    page = logs_report.to_markdown(doc)
+    assert page.startswith("# Timedify weekly log review\n")
+    assert "| orders/create | 106 | 100 | 2 | 4 |" in page
+    assert "| app/uninstalled | database_unavailable | 2 |" in page
+    assert "2 opened, 4 resolved." in page
+    assert "17 calls: 6 answered 429, 1 answered 5xx." in page
+    ack = doc["acknowledgement_ms"]
+    assert f"105 acknowledged. p50 {ack['p50']:g} ms, p95 {ack['p95']:g} ms" in page  # type: ignore[index]
+    assert "| c.myshopify.com | 7 |" in page
+    sample = next(row for row in page.splitlines() if row.startswith("| http_429 |"))
+    assert "operation=currentAppInstallation" in sample
+
+
+def test_an_empty_log_gives_an_empty_report() -> None:
+    doc = report_of([])
+    page = logs_report.to_markdown(doc)
+    assert doc["lines"] == 0
+    assert "0 opened, 0 resolved." in page
+    assert "## Webhooks\n\nNone." in page
+
+
+def reference_report(data: bytes, since: datetime) -> dict[str, object]:
+    """The plain per-line reading (`parse_line`, `before`, `add`) that `read` must equal."""
+    report = logs_report.LogsReport(since=since, bytes=len(data))
+    key = log_scan.to_since_key(since)
+    for text in data.split(b"\n"):
+        if not text:
+            continue
+        if (record := log_scan.parse_line(text)) is None:
+            report.unreadable += 1
+        elif log_scan.before(record, text[: text.find(b"{")], key):
+            report.skipped_before_since += 1
+        else:
+            report.add(record)
+    return logs_report.to_json(report)
+
+
+records = st.fixed_dictionaries(
+    {
+        "time": st.sampled_from(
+            [IN_WINDOW, OLD, "2026-11-27T10:00:00Z", "2026-11-21T08:00:01+02:00"]
+        ),
+        "level": st.sampled_from(["info", "warning", "error"]),
+        "event": st.sampled_from([*logs_report.HOT_EVENTS, "webhook_rejected", "event_failed"]),
+    },
+    optional={
+        "topic": st.sampled_from(["orders/create", "app/uninstalled", "a b", 3]),
+        "status": st.sampled_from([200, "processed", "ignored"]),
+        "duration_ms": st.sampled_from([1.5, 2, "3"]),
+        "error_class": st.sampled_from(["db", "webhook", ""]),
+        "shop": st.sampled_from(["a.myshopify.com", "x@y"]),
+    },
+)
+report_lines = st.one_of(
+    records.map(orjson.dumps),
+    records.map(lambda r: FLY + orjson.dumps(r)),
+    st.just(b"{broken"),
+    st.just(b"plain text"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(report_lines, max_size=30), block_size=st.integers(1, 300))
+def test_read_equals_the_per_line_reading(lines: list[bytes], block_size: int) -> None:
+    """The inlined path for the per-webhook lines counts exactly what `add` counts."""
+    data = b"\n".join(lines)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_scan, "BLOCK_SIZE", block_size)
+        got = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE))
+    assert got == reference_report(data, SINCE)
