@@ -252,14 +252,14 @@ def _scan_range(
         if not found:
             continue
         result.candidates += 1
-        weight = _occurrences(record)
+        weight = occurrences(record)
         for category in found:
             counts[category] = counts.get(category, 0) + weight
         event = str(record.get("event", "?"))
         events[event] = events.get(event, 0) + weight
 
 
-def _occurrences(record: dict[str, Any]) -> int:
+def occurrences(record: dict[str, Any]) -> int:
     """How many failures one line stands for: a repeated one is logged once with its count."""
     value = record.get("occurrences")
     return value if type(value) is int and value > 0 else 1
