@@ -6,21 +6,32 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench reliability lock clean
 
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
+
+## The development set (tests, linters): `make test`, `make lint` and the other targets.
 $(BIN)/.installed: pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/dev.txt -e '.[dev]'
+	$(PIP) --upgrade pip
+	$(PIP) -c requirements/dev.txt -e '.[dev]'
+	touch $@
+
+## The runtime set only: all `make run` needs.
+$(BIN)/.installed-run: pyproject.toml requirements/prod.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) -c requirements/prod.txt -e .
 	touch $@
 
 install: $(BIN)/.installed
 
-.env: | $(BIN)/.installed
+.env: | $(BIN)/.installed-run
 	sed "s|^TOKEN_ENCRYPTION_KEY=$$|TOKEN_ENCRYPTION_KEY=$$($(BIN)/timedify shops generate-key)|" .env.example > .env
 	@echo "created .env from .env.example with a fresh TOKEN_ENCRYPTION_KEY (development values; edit before production)"
 
 ## Start the service on the embedded SQLite default, worker in-process.
-run: install .env
+run: $(BIN)/.installed-run .env
 	$(BIN)/timedify migrate
+	@echo "logs below are JSON lines; readable ones: LOG_FORMAT=console make run"
 	$(BIN)/timedify serve
 
 ## The whole test suite, PostgreSQL included (a throwaway server started by the tests).
@@ -30,9 +41,10 @@ test: install
 	bash scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-## Benchmarks against a raw-ASGI baseline measured in the same run (starts everything itself on
-## 127.0.0.1, installs wrk when missing and root; < 10 min on 2 cores). Appends to docs/benchmarks.md.
-## One scenario: make bench BENCH_ARGS="ack --db sqlite --repeat 1"
+## Benchmarks against a raw-ASGI baseline measured in the same run, the shipped `serve` end to end
+## included (starts everything itself on 127.0.0.1, installs wrk when missing and root; ~25 min on
+## 2 cores). Each scenario's figures replace its block in docs/benchmarks.md.
+## One scenario, quickly: make bench BENCH_ARGS="e2e --db sqlite --repeat 1 --burst-seconds 5"
 bench: install
 	bash scripts/ensure-postgres
 	BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BIN)/python -m bench $(BENCH_ARGS)

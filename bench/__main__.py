@@ -1,4 +1,4 @@
-"""`python -m bench [ack] [health] [memory] [drain] [options]`: start, measure, record."""
+"""`python -m bench [scenario ...] [options]`: start, measure, record."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import report, scenarios, services, wrk
+from bench import e2e, report, scenarios, services, wrk
 from bench.scenarios import Bench
 
 # Health runs first, on a database holding only the warm-up's events: with the ack runs' tens of
 # thousands of unprocessed events (the benchmark runs `serve --no-worker`) its backlog query would
 # measure a backlog no running worker lets grow.
-SCENARIOS = ("health", "ack", "memory", "drain", "alerting", "retention")
+# `e2e` starts servers and databases of its own: the shipped `serve`, worker in-process.
+SCENARIOS = ("health", "ack", "e2e", "memory", "drain", "alerting", "retention")
 # Run only when named: they explain a figure rather than measure a target.
 # `console` seeds a million events per database (minutes): run it by name.
 # `logs-report` compares two commands' reading speed on one log; it has no target of its own.
@@ -36,6 +37,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians are reported)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
     parser.add_argument("--concurrency", default="1,16,64", help="ack concurrencies")
+    parser.add_argument("--burst-seconds", type=float, default=10.0, help="length of one e2e burst")
     parser.add_argument("--drain-events", type=int, default=100_000, help="drain backlog size")
     parser.add_argument("--drain-seconds", type=float, default=30.0, help="bound of one drain")
     parser.add_argument(
@@ -101,41 +103,56 @@ def main(argv: list[str]) -> int:
             database_urls=urls,
         )
         scenarios.warm_up(bench)
-        sections = []
+        results: dict[str, tuple[list[str], list[list[str]]]] = {}
         for name in chosen:
             print(f"running {name}...", file=sys.stderr, flush=True)
-            if name == "ack":
-                sections.append(scenarios.ack(bench))
-            elif name == "health":
-                sections.append(scenarios.health(bench))
-            elif name == "drain":
-                sections.append(scenarios.drain(bench))
-            elif name == "alerting":
-                sections.append(scenarios.alerting(bench))
-            elif name == "layers":
-                sections.append(scenarios.layers(bench))
-            elif name == "logs-report":
-                sections.append(_logs_report(bench))
-            elif name == "console":
-                sections.extend(_console(bench, args.console_events))
-            elif name == "retention":
-                sections.extend(scenarios.retention_cleanup(bench, db) for db in procs)
-            else:
-                sections.append(scenarios.memory(bench, ack_ran="ack" in chosen))
-        if bench.targets:  # an explanatory scenario alone measures none
-            sections.append(scenarios.targets(bench))
+            before = len(bench.targets)
+            results[name] = (_run(name, bench, args, chosen), bench.targets[before:])
         settings = (
-            f"{args.repeat} repetitions of {args.seconds:g} s per figure (medians), "
-            "wrk min(c, 2) threads; `serve --no-worker`, "
-            f"SQLite WAL synchronous=FULL, PostgreSQL fsync=on synchronous_commit=on; "
-            f"whole run {time.monotonic() - started:.0f} s"
+            f"{args.repeat} repetitions (medians) of {args.seconds:g} s runs, "
+            f"{args.burst_seconds:g} s e2e bursts; whole run {time.monotonic() - started:.0f} s"
         )
-        text = report.record(sections, settings)
-    print(text)
+    # A run on some databases only is recorded beside the figures of both, not over them.
+    only = "" if set(databases) == set(DATABASES) else ":" + ",".join(databases)
+    blocks = {
+        name + only: report.block(name + only, sections, _targets(rows), settings)
+        for name, (sections, rows) in results.items()
+    }
+    print("\n".join(blocks.values()))
+    if bench.targets:  # an explanatory scenario alone measures none
+        print(scenarios.targets(bench.targets))
     if not args.no_record:
-        report.append(text)
-        print(f"appended to {report.DOC}", file=sys.stderr)
+        report.update(blocks, everything)
+        print(f"updated {report.DOC}", file=sys.stderr)
     return 0
+
+
+def _targets(rows: list[list[str]]) -> str | None:
+    """A scenario's targets table; None for an explanatory scenario, which measures none."""
+    return scenarios.targets(rows, heading=False) if rows else None
+
+
+def _run(name: str, bench: Bench, args: argparse.Namespace, chosen: list[str]) -> list[str]:
+    """One scenario's sections (Markdown), its targets added to `bench.targets`."""
+    if name == "ack":
+        return [scenarios.ack(bench)]
+    if name == "e2e":
+        return [e2e.scenario(bench, args.burst_seconds)]
+    if name == "health":
+        return [scenarios.health(bench)]
+    if name == "drain":
+        return [scenarios.drain(bench)]
+    if name == "alerting":
+        return [scenarios.alerting(bench)]
+    if name == "layers":
+        return [scenarios.layers(bench)]
+    if name == "logs-report":
+        return [_logs_report(bench)]
+    if name == "console":
+        return _console(bench, args.console_events)
+    if name == "retention":
+        return [scenarios.retention_cleanup(bench, db) for db in bench.services]
+    return [scenarios.memory(bench, ack_ran="ack" in chosen)]
 
 
 def _logs_report(bench: Bench) -> str:

@@ -1,17 +1,26 @@
-"""Tables on stdout and the run's record in docs/benchmarks.md (command, machine, date)."""
+"""Tables on stdout and each scenario's latest figures in docs/benchmarks.md.
+
+The document's "Latest figures" section holds one block per scenario, each saying when, on which
+commit and machine and with which command it was measured; a run replaces the blocks of the
+scenarios it ran and leaves the others, so the document does not grow with every run.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-RUNS_HEADING = "## Runs"
+LATEST_HEADING = "## Latest figures"
+_MARK = "<!-- bench: {} -->"
+_MARK_LINE = re.compile(r"^<!-- bench: (\S+) -->\n", re.MULTILINE)
 
 
 def machine() -> str:
@@ -54,29 +63,59 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def record(sections: list[str], settings: str) -> str:
-    """The whole run as Markdown: heading, command, machine, settings, then each table."""
+def run_line(settings: str) -> str:
+    """When, on what code and machine, with which command and settings a run measured."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = [
-        f"### {now}",
-        "",
-        f"- command: `{command()}`",
-        f"- machine: {machine()}",
-        f"- code: {revision()}; {settings}",
-        "",
-    ]
-    return "\n".join(head) + "\n" + "\n\n".join(sections) + "\n"
+    # The machine is shared: the load says how much a neighbour may have moved the figures.
+    load = os.getloadavg()[2]
+    return (
+        f"Measured {now}, code {revision()}, `{command()}`; {machine()}, load average "
+        f"{load:.1f} (15 min, at the end); {settings}."
+    )
 
 
-def append(text: str) -> None:
-    """Add the run at the end of the "Runs" section, leaving other sections where they are."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if RUNS_HEADING + "\n" not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{RUNS_HEADING}\n"
-    start = doc.index(RUNS_HEADING + "\n") + len(RUNS_HEADING) + 1
+def block(name: str, sections: list[str], targets: str | None, settings: str) -> str:
+    """One scenario's figures as the document shows them: heading, run line, tables."""
+    scenario, _, databases = name.partition(":")
+    title = f"{scenario} ({databases} only)" if databases else scenario
+    parts = [f"### {title}", run_line(settings), *sections]
+    if targets:
+        parts.append(targets)
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def update(blocks: dict[str, str], order: Sequence[str], doc_path: Path = DOC) -> None:
+    """Replace the figures of the scenarios that ran in "Latest figures", keep the others.
+
+    A block is named by its scenario, or `scenario:databases` for a run on only some of them,
+    so that a quick one-database run does not replace the figures of both.
+
+    Each scenario's block starts with a marker line; the text before the first marker (the
+    section's own introduction) and every other section of the document stay as they are, so
+    the document holds one block per scenario however often the benchmark runs.
+    """
+    doc = doc_path.read_text() if doc_path.exists() else "# Benchmarks\n"
+    if LATEST_HEADING + "\n" not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{LATEST_HEADING}\n"
+    start = doc.index(LATEST_HEADING + "\n") + len(LATEST_HEADING) + 1
     nxt = doc.find("\n## ", start)
     end = len(doc) if nxt == -1 else nxt + 1
-    before, after = doc[:end].rstrip("\n"), doc[end:]
-    doc = f"{before}\n\n{text.rstrip()}\n" + (f"\n{after}" if after else "")
-    DOC.write_text(doc)
+    intro, current = split(doc[start:end])
+    for name in blocks:  # a run on every database supersedes the runs on one
+        if ":" not in name:
+            current = {n: b for n, b in current.items() if not n.startswith(name + ":")}
+    current.update(blocks)
+    rank = {n: i for i, n in enumerate(order)}
+    names = sorted(current, key=lambda n: (rank.get(n.partition(":")[0], len(rank)), n))
+    body = "".join(f"\n{_MARK.format(n)}\n{current[n].strip()}\n" for n in names)
+    rest = doc[end:]
+    doc_path.write_text(
+        doc[:start] + intro.rstrip("\n") + "\n" + body + ("\n" + rest if rest else "")
+    )
+
+
+def split(section: str) -> tuple[str, dict[str, str]]:
+    """A "Latest figures" section's introduction and its blocks by scenario name."""
+    pieces = _MARK_LINE.split(section)
+    blocks = {pieces[i]: pieces[i + 1] for i in range(1, len(pieces) - 1, 2)}
+    return pieces[0], blocks

@@ -8,6 +8,7 @@ ratios.
 
 from __future__ import annotations
 
+import math
 import secrets
 import statistics
 from collections.abc import Callable
@@ -286,8 +287,8 @@ def drain(bench: Bench) -> str:
                 f"{result.left:,}",
                 f"{result.seconds:.1f}",
                 f"{result.rate:,.0f}",
-                f"{result.rate / ack:.2f}",
-                f"{result.rate / bench.baseline_c64:.2f}",
+                _ratio(result.rate, ack),
+                _ratio(result.rate, bench.baseline_c64),
             ]
         )
     if ("sqlite", 1) in rates:
@@ -304,6 +305,11 @@ def drain(bench: Bench) -> str:
         "processed event. Ratios: to the same database's ack rate and to the raw-ASGI "
         "baseline at c64 (can the worker keep up with what one ingest process accepts?).\n"
     )
+
+
+def _ratio(value: float, to: float) -> str:
+    """`value / to`, or "-" when `to` was not measured in this run (its scenario did not run)."""
+    return f"{value / to:.2f}" if math.isfinite(to) and to else "-"
 
 
 def alerting(bench: Bench) -> str:
@@ -374,8 +380,10 @@ def retention_cleanup(bench: Bench, name: str) -> str:
     )
 
 
-def targets(bench: Bench) -> str:
-    return "#### Targets\n\n" + table(["target", "measured", "goal", ""], bench.targets) + "\n"
+def targets(rows: list[list[str]], heading: bool = True) -> str:
+    """The targets table: what, measured, goal, met or MISSED."""
+    text = table(["target", "measured", "goal", "status"], rows) + "\n"
+    return "#### Targets\n\n" + text if heading else text
 
 
 def new_secret() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -109,6 +110,9 @@ def _migrate(url: str) -> None:
         engine.dispose()
 
 
+_TOKEN_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 def service_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
     """Production settings for `timedify` processes of the benchmark."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "DATABASE_"))}
@@ -120,6 +124,9 @@ def service_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]
         DATABASE_URL=database_url,
         TMP_DIR=str(workdir),
         LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+        # Required in production (S5); a Fernet key: 32 random bytes, URL-safe base64.
+        TOKEN_ENCRYPTION_KEY=_TOKEN_KEY,
     )
     return env
 

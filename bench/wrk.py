@@ -38,7 +38,6 @@ local hooks = {
 %(hooks)s
 }
 local prefix = "%(prefix)s"
-local shop = "%(shop)s"
 local n = 0
 local threads = 0
 
@@ -49,7 +48,8 @@ end
 
 function request()
   n = n + 1
-  local hook = hooks[(n %% #hooks) + 1]
+  -- Threads start far apart in the list, so they do not send the same shop at the same time.
+  local hook = hooks[((n + tid * 907) %% #hooks) + 1]
   local id = prefix .. "-" .. tid .. "-" .. n
   return wrk.format("POST", hook.path, {
     ["Content-Type"] = "application/json",
@@ -57,12 +57,32 @@ function request()
     ["X-Shopify-Hmac-Sha256"] = hook.hmac,
     ["X-Shopify-Webhook-Id"] = id,
     ["X-Shopify-Event-Id"] = id,
-    ["X-Shopify-Shop-Domain"] = shop,
+    ["X-Shopify-Shop-Domain"] = hook.shop,
     ["X-Shopify-Triggered-At"] = "2026-11-27T10:00:00+00:00",
     ["X-Shopify-Api-Version"] = "%(api_version)s",
   }, hook.body)
 end
 """
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One signed webhook: the script sends it, with fresh ids, in its turn."""
+
+    topic: str
+    shop: str
+    body: bytes
+    hmac: str
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{self.topic}"
+
+
+def signed(topic: str, shop: str, payload: object, secret: str) -> Hook:
+    """`payload` as Shopify would send it for `topic` and `shop`, signed with `secret`."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Hook(topic, shop, body, webhooks.sign(body, secret.encode()))
 
 
 @dataclass(frozen=True)
@@ -107,21 +127,23 @@ def _lua_string(data: bytes) -> str:
 
 def webhook_script(directory: Path, secret: str, prefix: str) -> Path:
     """A Lua script sending signed webhooks of every topic, each with a unique webhook id."""
-    rows = []
-    for topic in webhooks.TOPICS:
-        body = json.dumps(sample_payload(topic, SHOP), separators=(",", ":")).encode()
-        signature = webhooks.sign(body, secret.encode())
-        rows.append(
-            f'  {{path = "/webhooks/{topic}", topic = "{topic}", hmac = "{signature}", '
-            f"body = {_lua_string(body)}}},"
-        )
-    text = _WEBHOOKS % {
-        "hooks": "\n".join(rows),
-        "prefix": prefix,
-        "shop": SHOP,
-        "api_version": API_VERSION,
-    }
-    path = directory / f"webhooks-{prefix}.lua"
+    hooks = [signed(t, SHOP, sample_payload(t, SHOP), secret) for t in webhooks.TOPICS]
+    return hooks_script(directory / f"webhooks-{prefix}.lua", hooks, prefix)
+
+
+def hooks_script(path: Path, hooks: list[Hook], prefix: str) -> Path:
+    """A Lua script sending `hooks` in turn, each request with ids `<prefix>-<thread>-<n>`."""
+    rows = [
+        f'  {{path = "{h.path}", topic = "{h.topic}", shop = "{h.shop}", hmac = "{h.hmac}", '
+        f"body = {_lua_string(h.body)}}},"
+        for h in hooks
+    ]
+    text = _WEBHOOKS % {"hooks": "\n".join(rows), "prefix": prefix, "api_version": API_VERSION}
+    return write_script(path, text)
+
+
+def write_script(path: Path, text: str) -> Path:
+    """Write a Lua script that reports like the others (`done()` prints the result line)."""
     path.write_text(text + _DONE)
     return path
 

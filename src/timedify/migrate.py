@@ -13,7 +13,12 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from timedify.errors import DatabaseAheadError, DatabaseBehindError, DatabaseUnavailableError
+from timedify.errors import (
+    DatabaseAheadError,
+    DatabaseBehindError,
+    DatabaseUnavailableError,
+    database_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,8 @@ def status(engine: Engine) -> MigrationStatus:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(
-            f"cannot read the database: {exc.__class__.__name__}"
-        ) from exc
+        reason = database_reason(exc, engine.url.password)
+        raise DatabaseUnavailableError(f"cannot reach the database: {reason}") from exc
     try:
         pending = tuple(rev.revision for rev in script.iterate_revisions(head, current or "base"))
     except (CommandError, RevisionError):
@@ -75,9 +79,8 @@ def upgrade(engine: Engine, target: str = "head") -> None:
             config.attributes["connection"] = conn
             command.upgrade(config, target)
     except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(
-            f"migration failed: {exc.__class__.__name__}: {exc}"
-        ) from exc
+        reason = database_reason(exc, engine.url.password)
+        raise DatabaseUnavailableError(f"migration failed: {reason}") from exc
 
 
 def require_current(engine: Engine) -> None:

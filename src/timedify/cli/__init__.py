@@ -7,10 +7,12 @@ traceback only under `-v`.
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from timedify import __version__
 from timedify.cli import (
@@ -32,8 +34,37 @@ from timedify.cli import (
 )
 from timedify.errors import ConfigError, TimedifyError
 
+if TYPE_CHECKING:
+    # Typer carries its own copy of Click; its commands are of these types.
+    from typer._click import Command, Context, HelpFormatter
+
+
+def summary(command: Command) -> str:
+    """A command's line in `timedify --help`: its first sentence, up to a colon.
+
+    Click would cut the first paragraph at a width and end it with `...` mid-phrase.
+    """
+    if command.short_help:
+        return command.short_help
+    first = re.split(r"(?<=\.)\s|\n\s*\n", (command.help or "").strip(), maxsplit=1)[0]
+    return " ".join(first.split(": ", 1)[0].split()).rstrip(".")
+
+
+class _Root(TyperGroup):
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="timedify",
+    cls=_Root,
     help="Timedify: Shopify webhook service and operations toolkit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

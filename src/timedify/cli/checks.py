@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from timedify.cli import console
-from timedify.errors import TimedifyError
+from timedify.errors import TimedifyError, database_reason
 from timedify.toolkit import alerting_check as alerting
 from timedify.toolkit import log_scan
 from timedify.toolkit.alerting_check import Finding, Report, State, Threshold, Thresholds
@@ -46,8 +46,14 @@ Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a source could not be read).
 
 
 def register(app: typer.Typer) -> None:
-    app.command("health-check", help=HEALTH_HELP)(health_check)
-    app.command("alerting-check", help=ALERTING_HELP)(alerting_check)
+    app.command(
+        "health-check", help=HEALTH_HELP, short_help="Check a running service's health and routes"
+    )(health_check)
+    app.command(
+        "alerting-check",
+        help=ALERTING_HELP,
+        short_help="Logs, database and URL against thresholds, for cron (Nagios)",
+    )(alerting_check)
 
 
 def health_check(
@@ -64,14 +70,18 @@ def health_check(
 ) -> None:
     import httpx
 
-    from timedify.toolkit import health_check
+    from timedify.toolkit import health_check, urls
 
     timing = health_check.Timing(warn_ms, crit_ms)
-    base = (url or _local_url()).rstrip("/")
+    base = urls.base_url(url) if url else _local_url()
     with httpx.Client(timeout=timeout) as client:
-        results = health_check.health_probes(client, base, timing)
-        results += health_check.route_probes(client, base, timing)
-    if config:
+        down = health_check.unreachable(client, base)
+        if down is None:
+            results = health_check.health_probes(client, base, timing)
+            results += health_check.route_probes(client, base, timing)
+        else:
+            results = [down]
+    if config and down is None:
         results.append(_config_probe())
     code = health_check.exit_code(results)
     summary = {0: "all checks passed", 1: "warnings", 2: "CRITICAL failures"}[code]
@@ -89,7 +99,9 @@ def health_check(
             console.status_line(probe.ok, f"{probe.name}: {probe.text}")
         failed = sum(p.ok is False for p in results)
         warned = sum(p.ok is None for p in results)
-        console.plain(f"\n{summary}: {len(results)} checks, {failed} failed, {warned} warnings")
+        checks = f"{len(results)} check" + ("" if len(results) == 1 else "s")
+        warnings = f"{warned} warning" + ("" if warned == 1 else "s")
+        console.plain(f"\n{summary}: {checks}, {failed} failed, {warnings}")
     raise typer.Exit(code)
 
 
@@ -144,11 +156,20 @@ def alerting_check(
     if db:
         report.findings += _database_findings(limits)
     if url:
-        report.findings.append(alerting.url_finding(url))
+        report.findings.append(_url_finding(url))
     _print_report(report, json)
     if notify and report.state != State.OK:
         _notify(notify, report)
     raise typer.Exit(int(report.state))
+
+
+def _url_finding(url: str) -> Finding:
+    from timedify.toolkit import urls
+
+    try:
+        return alerting.url_finding(urls.base_url(url))
+    except TimedifyError as exc:
+        return Finding("health", State.UNKNOWN, str(exc))
 
 
 def parse_thresholds(items: list[str]) -> Thresholds:
@@ -200,9 +221,8 @@ def _database_findings(limits: Thresholds) -> list[Finding]:
         with engine.connect() as conn:
             return alerting.database_findings(conn, limits, datetime.now(UTC))
     except Exception as exc:  # any driver error means the source could not be read
-        return [
-            Finding("database", State.UNKNOWN, f"cannot read the database ({type(exc).__name__})")
-        ]
+        reason = database_reason(exc, engine.url.password)
+        return [Finding("database", State.UNKNOWN, f"cannot read the database: {reason}")]
     finally:
         engine.dispose()
 

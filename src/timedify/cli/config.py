@@ -22,7 +22,11 @@ or the app configuration disagrees with the service."""
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Configuration.", no_args_is_help=True)
+    group = typer.Typer(
+        help="Configuration.",
+        short_help="Check every setting and shopify.app.toml",
+        no_args_is_help=True,
+    )
     group.command("check", help=CHECK_HELP)(check)
     app.add_typer(group, name="config")
 
@@ -46,18 +50,33 @@ def check(
         console.print_json(
             {
                 "ok": not failed,
+                "env_file": str(env_file.resolve()) if env_file.is_file() else None,
                 "settings": [c.to_json() for c in checks],
                 "app_config": [c.to_json() for c in toml_checks],
             }
         )
     else:
+        console.plain(_source(env_file))
         for item in checks:
-            tag = " (required)" if item.required else ""
+            # "missing (required)" says it already; other reasons get the tag.
+            tag = " (required)" if item.required and "required" not in item.reason else ""
             console.status_line(item.ok, f"{item.name}{tag}: {item.reason}")
         bad = sum(c.ok is False for c in checks)
         warn = sum(c.ok is None for c in checks)
-        console.plain(f"\n{len(checks)} settings: {bad} errors, {warn} warnings\n")
+        console.plain(
+            f"\n{len(checks)} settings: {_count(bad, 'error')}, {_count(warn, 'warning')}\n"
+        )
         for item in toml_checks:
             console.status_line(item.ok, f"{app_config.name}: {item.name}: {item.reason}")
     if failed:
         raise typer.Exit(1)
+
+
+def _source(env_file: Path) -> str:
+    if env_file.is_file():
+        return f"reading the environment and {env_file.resolve()} (the environment wins)"
+    return f"no {env_file} in {Path.cwd()}: reading the environment only"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

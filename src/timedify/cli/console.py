@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -39,7 +40,12 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+
+
+def warning(message: str) -> None:
+    """One line on stderr that does not fail the command."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def mark(ok: bool | None) -> str:
@@ -61,8 +67,17 @@ def heading(text: str) -> None:
     out.print(Text(text, style="bold underline"))
 
 
-def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table: boxed with colour on a terminal, simple aligned columns otherwise."""
+def grid(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    wrap: str | None = None,
+) -> None:
+    """A table: boxed with colour on a terminal, simple aligned columns otherwise.
+
+    On a narrow terminal only the `wrap` column (e.g. a long error) folds; the others (ids,
+    topics, times) stay whole.
+    """
     terminal = out.is_terminal
     view = Table(
         title=title,
@@ -72,7 +87,10 @@ def grid(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]
         title_justify="left",
     )
     for column in columns:
-        view.add_column(column)
+        if wrap is None:
+            view.add_column(column)
+        else:
+            view.add_column(column, no_wrap=column != wrap, overflow="fold")
     for row in rows:
         view.add_row(*(Text(str(cell)) for cell in row))
     if terminal:

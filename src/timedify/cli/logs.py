@@ -16,14 +16,23 @@ from timedify.toolkit import logs_watch as watching
 HELP = """Follow the structured logs from a file (like tail -F) or stdin (-), one readable,
 coloured line per event (colour only on a terminal). Filters combine.
 
-Example: fly logs | timedify logs-watch - --errors --topic app/uninstalled
-         timedify logs-watch tmp/timedify.log --webhooks --seconds 60
+Examples:
+
+\b
+  timedify serve | timedify logs-watch -
+  fly logs | timedify logs-watch - --errors --topic app/uninstalled
+  timedify logs-watch tmp/timedify.log --webhooks --seconds 60
+
+The service writes a log file only when LOG_FILE is set (LOG_FILE=timedify.log writes
+tmp/timedify.log, inside TMP_DIR); otherwise its JSON lines go to stdout only, so pipe them in.
 
 Exit codes: 0 stopped (end of input, --seconds elapsed or Ctrl-C), 1 the file cannot be read."""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs-watch", help=HELP)(logs_watch)
+    app.command(
+        "logs-watch", help=HELP, short_help="Follow the JSON logs as readable, coloured lines"
+    )(logs_watch)
 
 
 def logs_watch(
@@ -45,7 +54,10 @@ def logs_watch(
     else:
         path = Path(source)
         if not path.is_file():
-            raise TimedifyError(f"cannot read {path}: no such file")
+            raise TimedifyError(
+                f"cannot read {path}: no such file (the service writes one only when LOG_FILE "
+                "is set, in TMP_DIR; or pipe its output: timedify serve | timedify logs-watch -)"
+            )
         lines = watching.follow(path, from_start, stop_at)
     for line in lines:
         record = watching.parse(line)

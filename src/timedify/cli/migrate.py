@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
         help="Apply pending database migrations (the release command), or report with --status."
         "\n\nExample: timedify migrate --status --json\n\n"
         "Exit codes: 0 up to date (after applying), 1 --status found pending migrations, "
-        "2 invalid configuration, 4 database unreachable or a migration failed.",
+        "2 invalid configuration, 3 the database was migrated by a newer release, "
+        "4 database unreachable or a migration failed.",
     )(migrate)
 
 

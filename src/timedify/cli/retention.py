@@ -27,7 +27,11 @@ Exit codes: 0 done (or dry run), 2 invalid configuration, 4 database unreachable
 
 
 def register(app: typer.Typer) -> None:
-    app.command("retention-cleanup", help=HELP)(retention_cleanup)
+    app.command(
+        "retention-cleanup",
+        help=HELP,
+        short_help="Delete what the retention policy says is too old",
+    )(retention_cleanup)
 
 
 def retention_cleanup(

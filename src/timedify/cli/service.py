@@ -17,8 +17,10 @@ def register(app: typer.Typer) -> None:
     app.command(
         help="Start the webhook service (with the worker in-process by default).\n\n"
         "Example: timedify serve --port 8000\n\n"
-        "Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 database behind "
-        "(run `timedify migrate`), 4 database unreachable."
+        "Exit codes: 0 stopped cleanly, 1 the service stopped while starting (its log lines "
+        "say why), 2 invalid configuration or HOST:PORT unusable (e.g. the port is in use), "
+        "3 database behind (run `timedify migrate`) or migrated by a newer release, "
+        "4 database unreachable."
     )(serve)
 
 
@@ -42,10 +44,11 @@ def serve(
     if worker is not None:
         overrides["worker_in_process"] = worker
     settings = load_settings(**overrides)
-    prepare(settings)
 
     from timedify.web import server
 
+    server.ensure_can_listen(settings.host, settings.port)
+    prepare(settings)
     server.run(settings)
 
 

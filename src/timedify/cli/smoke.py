@@ -12,11 +12,13 @@ HELP = """Post-deploy smoke test over HTTP: /health, one signed synthetic webhoo
 the reserved shop timedify-synthetic-smoke.myshopify.com (each must get 200), one forged webhook
 (must get 401), then waits until every synthetic event is processed by the worker, and removes
 the synthetic data (a signed POST /smoke/cleanup). Synthetic events never count in statistics.
-Needs SHOPIFY_API_SECRET (the deployed app's secret) to sign.
+Needs SHOPIFY_API_SECRET to be the deployed app's secret (in the environment or .env where
+you run it): with another one every signed webhook gets 401.
 
 Example: timedify smoke https://timedify.fly.dev --process-timeout 60
 
-Exit codes: 0 every step passed, 1 a step failed, 2 invalid configuration."""
+Exit codes: 0 every step passed, 1 a step failed (or the service is unreachable), 2 invalid
+configuration or URL."""
 
 
 def register(app: typer.Typer) -> None:
@@ -35,9 +37,10 @@ def smoke(
 
     from timedify.settings import load_settings
     from timedify.toolkit import smoke as smoke_test
+    from timedify.toolkit import urls
 
+    base = urls.base_url(url, "URL")
     secret = load_settings().shopify_api_secret.get_secret_value()
-    base = url.rstrip("/")
     with httpx.Client(timeout=timeout) as client:
         result = smoke_test.run(client, base, secret, process_timeout)
     if json:

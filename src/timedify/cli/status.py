@@ -23,7 +23,9 @@ Exit codes: 0 shown, 2 invalid configuration, 3 database behind, 4 database unre
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status", help=HELP)(status)
+    app.command(
+        "status", help=HELP, short_help="Everything an operator looks at first, one screen"
+    )(status)
 
 
 def status(
@@ -34,12 +36,12 @@ def status(
     from timedify import migrate
     from timedify.cli.common import open_engine
     from timedify.settings import load_settings
-    from timedify.toolkit import config_check
+    from timedify.toolkit import config_check, urls
     from timedify.toolkit import status as overview
 
     settings = load_settings()
     checks = config_check.check_config()
-    health = _health(url) if url else None
+    health = _health(urls.base_url(url)) if url else None
     with (
         open_engine(settings, read_only=True, statement_timeout_ms=10_000) as engine,
         engine.connect() as conn,
@@ -61,13 +63,26 @@ def status(
     _print(view, checks, health, head, hours, "SQLite" if settings.is_sqlite else "PostgreSQL")
 
 
+def _latency(p: dict[str, float | None]) -> str:
+    if not p.get("count"):
+        return "processing latency (received → processed): no event processed in the window"
+    return (
+        f"processing latency (received → processed): p50 {p['p50']} s, "
+        f"p95 {p['p95']} s, p99 {p['p99']} s (n={p['count']})"
+    )
+
+
 def _health(url: str) -> str:
     import httpx
 
+    from timedify.toolkit import urls
+
     try:
-        return str(httpx.get(url.rstrip("/") + "/health", timeout=5).json().get("status"))
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return f"unreachable ({type(exc).__name__})"
+        return str(httpx.get(url + "/health", timeout=5).json().get("status"))
+    except httpx.HTTPError as exc:
+        return f"unreachable: {urls.reason(exc)}"
+    except (ValueError, AttributeError):
+        return "not a health document"
 
 
 def _print(
@@ -110,13 +125,16 @@ def _print(
         ["topic", "received", "pending", "failures", "dead letters", "last received (UTC)"],
         rows or [("(none)", 0, 0, 0, 0, "-")],
     )
+    failures = sum(a.failures_in_window for a in view.activity.values())
+    # A failing handler is retried quietly until it becomes a dead letter: say so before then.
+    console.status_line(
+        failures == 0 or None,
+        f"handler failures in the last {hours:g} h: {failures}"
+        + (" (retried until applied or dead; `timedify logs-watch --errors`)" if failures else ""),
+    )
     dead = sum(view.dead_letters.values())
     console.status_line(dead == 0 or None, f"unresolved dead letters: {dead}")
-    p = view.processing_latency
-    console.plain(
-        f"processing latency (received → processed): p50 {p['p50']} s, "
-        f"p95 {p['p95']} s, p99 {p['p99']} s (n={p['count']})"
-    )
+    console.plain(_latency(view.processing_latency))
     console.status_line(
         view.compliance_overdue == 0,
         f"compliance requests open: {view.compliance_open} ({view.compliance_overdue} overdue)",

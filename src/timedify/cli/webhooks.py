@@ -9,8 +9,9 @@ import orjson
 import typer
 
 from timedify.cli import console
-from timedify.errors import TimedifyError
+from timedify.errors import TimedifyError, UsageError
 from timedify.ingest import webhooks
+from timedify.toolkit import urls
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +20,8 @@ def register(app: typer.Typer) -> None:
         help="Send one signed webhook of TOPIC to a running service.\n\n"
         "Example: timedify send-webhook app/uninstalled --url http://127.0.0.1:8000 "
         "--shop demo.myshopify.com\n\n"
-        "Exit codes: 0 the service answered 2xx, 1 it answered something else, "
-        "4 it could not be reached.",
+        "Exit codes: 0 the service answered 2xx, 1 it answered something else, 2 invalid "
+        "configuration, URL or --payload file, 4 it could not be reached.",
     )(send_webhook)
 
 
@@ -49,6 +50,7 @@ def send_webhook(
     from timedify.settings import load_settings
     from timedify.testing import signed_webhook
 
+    base = urls.base_url(url)
     secret = load_settings().shopify_api_secret.get_secret_value()
     body: bytes | None = None
     if payload is not None:
@@ -56,15 +58,15 @@ def send_webhook(
             body = payload.read_bytes()
             orjson.loads(body)
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise TimedifyError(f"cannot use {payload}: {exc}") from None
+            raise UsageError(f"cannot use --payload {payload}: {exc}") from None
     hook = signed_webhook(topic, shop, secret, payload=body, webhook_id=webhook_id)
     # Only our topics have a path of their own; another one sent there would meet a 404.
     own_path = topic in webhooks.HANDLED_TOPICS and not unified
-    target = url.rstrip("/") + (hook.path() if own_path else webhooks.UNIFIED_PATH)
+    target = base + (hook.path() if own_path else webhooks.UNIFIED_PATH)
     try:
         response = httpx.post(target, content=hook.body, headers=hook.headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        error = TimedifyError(f"could not reach {target}: {type(exc).__name__}")
+        error = TimedifyError(f"could not reach {target}: {urls.reason(exc)}")
         error.exit_code = 4
         raise error from None
     ok = response.is_success
@@ -79,6 +81,26 @@ def send_webhook(
             }
         )
     else:
-        console.status_line(ok, f"{topic} → {target}: {response.status_code} {response.text}")
+        unknown = ok and topic not in webhooks.HANDLED_TOPICS
+        console.status_line(
+            None if unknown else ok, f"{topic} → {target}: {response.status_code} {response.text}"
+        )
+    if topic not in webhooks.HANDLED_TOPICS:
+        console.warning(unhandled_topic(topic))
     if not ok:
         raise typer.Exit(1)
+
+
+def unhandled_topic(topic: str) -> str:
+    """The warning for a topic the app does not handle: stored as ignored, never applied."""
+    import difflib
+
+    # The alias path's spelling (`app/subscriptions_update`) is a path, not a topic.
+    aliases = {path.removeprefix("/webhooks/"): t for path, t in webhooks.TOPIC_PATHS.items()}
+    match = aliases.get(topic) or next(
+        iter(difflib.get_close_matches(topic, webhooks.TOPICS, n=1, cutoff=0.8)), None
+    )
+    text = f"{topic} is not a topic this app handles: the service stores it as ignored"
+    return text + (
+        f"; did you mean {match}?" if match else f" (it handles {', '.join(webhooks.TOPICS)})"
+    )

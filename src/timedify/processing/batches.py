@@ -98,7 +98,9 @@ def process_batch(
             return _apply_all(conn, events, handlers, failure, bound.start())
     except _Failed as failed:
         upto = events[: failed.upto]
-        return _apply_each(engine, upto, policy, handlers, rng, clock, bound)
+    # Outside the `except`: an error of the rerun must not carry `_Failed` as its context
+    # (the stack a dead letter keeps would show this module's signal, not the handler's error).
+    return _apply_each(engine, upto, policy, handlers, rng, clock, bound)
 
 
 @dataclass(frozen=True)

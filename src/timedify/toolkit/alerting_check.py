@@ -222,12 +222,16 @@ def url_finding(url: str, timeout: float = 5.0) -> Finding:
     """GET `url`/health: pass OK, warn WARNING, fail or unreachable CRITICAL."""
     import httpx
 
+    from timedify.toolkit import urls
+
     target = url.rstrip("/") + "/health"
     try:
         response = httpx.get(target, timeout=timeout)
         status = str(response.json().get("status", "fail"))
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return Finding("health", State.CRITICAL, f"{target} unreachable ({type(exc).__name__})")
+    except httpx.HTTPError as exc:
+        return Finding("health", State.CRITICAL, f"{target} unreachable: {urls.reason(exc)}")
+    except (ValueError, AttributeError):
+        return Finding("health", State.CRITICAL, f"{target} did not answer a health document")
     state = {"pass": State.OK, "warn": State.WARNING}.get(status, State.CRITICAL)
     return Finding("health", state, f"{target} answered {response.status_code} {status}")
 

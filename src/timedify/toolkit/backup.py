@@ -94,6 +94,10 @@ def _sqlite_backup(url: str, target: Path) -> None:
     backups.sqlite_online_copy(source, target)
 
 
+# How libpq starts its message when it found no server (refused, timed out, unknown host).
+UNREACHABLE = ("connection to server", "could not translate host name", "timeout expired")
+
+
 def _pg_dump(url: str, target: Path) -> None:
     command = [str(find_pg_tool("pg_dump")), "--format=custom", "--file", str(target)]
     _run_pg(command, make_url(url), "pg_dump")
@@ -109,6 +113,10 @@ def _run_pg(command: list[str], url: URL, what: str) -> None:
         raise BackupError(f"{what} could not run: {type(exc).__name__}") from None
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no message"])[0]
+        if any(sign in first for sign in UNREACHABLE):
+            # libpq's wording for "no connection": exit 4, like every other command.
+            reason = first.split("error: ", 1)[-1][:300]
+            raise DatabaseUnavailableError(f"cannot reach the database: {reason}")
         raise BackupError(f"{what} failed: {first[:300]}")
 
 

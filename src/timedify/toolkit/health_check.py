@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from timedify.ingest import webhooks
+from timedify.toolkit import urls
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,18 @@ def _timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[
     return response, round((time.perf_counter() - started) * 1000, 1)
 
 
-def _unreachable(name: str, url: str, exc: Exception) -> Probe:
-    return Probe(name, False, f"{url} unreachable ({type(exc).__name__})")
+def _unreachable(name: str, url: str, exc: httpx.HTTPError) -> Probe:
+    return Probe(name, False, f"{url} unreachable: {urls.reason(exc)}")
+
+
+def unreachable(client: httpx.Client, base: str) -> Probe | None:
+    """One failed probe when the service cannot be reached at all (then the other probes would
+    each fail alike), None when `/health/live` answers anything."""
+    try:
+        client.get(base + "/health/live")
+    except httpx.HTTPError as exc:
+        return Probe("service", False, f"{base} unreachable: {urls.reason(exc)}")
+    return None
 
 
 def health_probes(client: httpx.Client, base: str, timing: Timing) -> list[Probe]:

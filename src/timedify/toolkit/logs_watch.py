@@ -47,8 +47,11 @@ def render(record: dict[str, Any]) -> tuple[str, str]:
     level = str(record.get("level", "info")).lower()
     when = str(record.get("time", ""))[11:23] or "-"
     parts = [when, f"{level.upper():<8}", str(record.get("event", "?"))]
-    keys = [k for k in CONTEXT if k in record]
-    keys += sorted(k for k in record if k not in CONTEXT and k not in LEADING)
+    # An absent value (JSON null) says nothing: no `note=None`.
+    keys = [k for k in CONTEXT if record.get(k) is not None]
+    keys += sorted(
+        k for k in record if k not in CONTEXT and k not in LEADING and record[k] is not None
+    )
     parts += [f"{k}={record[k]}" for k in keys]
     return level, " ".join(parts)
 

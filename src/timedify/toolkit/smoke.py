@@ -18,10 +18,15 @@ import orjson
 from timedify.ingest import webhooks
 from timedify.models import EventState
 from timedify.testing import signed_webhook
-from timedify.toolkit.health_check import Probe
+from timedify.toolkit import urls
+from timedify.toolkit.health_check import Probe, unreachable
 from timedify.web.smoke import SIGNATURE_HEADER
 
 FINAL_FAILURES = frozenset({EventState.DEAD, EventState.IGNORED})
+ALL_REFUSED = (
+    "every signed webhook was refused with 401: the SHOPIFY_API_SECRET here is not the deployed "
+    "app's. Run smoke with the app's client secret (the one set with `fly secrets set`)"
+)
 
 
 @dataclass
@@ -30,6 +35,7 @@ class SmokeRun:
 
     steps: list[Probe] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # topics whose signed webhook got 401
 
     @property
     def ok(self) -> bool:
@@ -39,10 +45,17 @@ class SmokeRun:
 def run(client: httpx.Client, base: str, secret: str, process_timeout: float) -> SmokeRun:
     """Every step against `base`; cleanup always runs once something was accepted."""
     result = SmokeRun()
+    down = unreachable(client, base)
+    if down is not None:
+        result.steps.append(down)  # one line, not one per step
+        return result
     result.steps.append(_health(client, base))
     try:
         for topic in webhooks.TOPICS:
             result.steps.append(_send(client, base, topic, secret, result))
+        if len(result.refused) == len(webhooks.TOPICS):
+            result.steps[-len(webhooks.TOPICS) :] = [Probe("signature", False, ALL_REFUSED)]
+            return result
         result.steps.append(_forged(client, base, secret))
         if result.accepted:
             result.steps.append(_processed(client, base, result.accepted, process_timeout))
@@ -56,8 +69,10 @@ def _health(client: httpx.Client, base: str) -> Probe:
     try:
         response = client.get(base + "/health")
         status = str(response.json().get("status"))
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return Probe("health", False, f"/health unusable ({type(exc).__name__})")
+    except httpx.HTTPError as exc:
+        return Probe("health", False, f"/health unreachable: {urls.reason(exc)}")
+    except (ValueError, AttributeError):
+        return Probe("health", False, "/health did not answer a health document")
     ok = status in ("pass", "warn")
     return Probe("health", ok if status == "pass" or not ok else None, f"/health {status}")
 
@@ -67,7 +82,9 @@ def _send(client: httpx.Client, base: str, topic: str, secret: str, result: Smok
     try:
         response = client.post(base + hook.path(), content=hook.body, headers=hook.headers)
     except httpx.HTTPError as exc:
-        return Probe(f"webhook {topic}", False, f"unreachable ({type(exc).__name__})")
+        return Probe(f"webhook {topic}", False, f"unreachable: {urls.reason(exc)}")
+    if response.status_code == 401:
+        result.refused.append(topic)
     if response.status_code != 200:
         return Probe(f"webhook {topic}", False, f"answered {response.status_code}, expected 200")
     result.accepted.append(hook.webhook_id)
@@ -79,7 +96,7 @@ def _forged(client: httpx.Client, base: str, secret: str) -> Probe:
     try:
         response = client.post(base + hook.path(), content=hook.body, headers=hook.headers)
     except httpx.HTTPError as exc:
-        return Probe("forged webhook", False, f"unreachable ({type(exc).__name__})")
+        return Probe("forged webhook", False, f"unreachable: {urls.reason(exc)}")
     if response.status_code == 401:
         return Probe("forged webhook", True, "refused with 401")
     return Probe(

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
+from timedify.errors import ListenError, ServiceStartError
 from timedify.ingest.slow_clients import head_timeout_protocol
 from timedify.settings import Settings
 from timedify.web.app import background_services, create_app
@@ -41,11 +45,46 @@ def uvicorn_options(
     }
 
 
+def ensure_can_listen(host: str, port: int) -> None:
+    """Raise `ListenError` unless `host:port` can be bound, as uvicorn will bind it.
+
+    Checked before anything starts: uvicorn binds only after the app's startup (worker,
+    `service_started`) and then exits with its own code 3, which is ours for "database behind".
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror} (check HOST)") from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise ListenError(_listen_problem(host, port, exc)) from None
+
+
+def _listen_problem(host: str, port: int, exc: OSError) -> str:
+    hint = {
+        "EADDRINUSE": "another process listens there (a second `timedify serve`?): stop it or "
+        "choose another --port / PORT",
+        "EADDRNOTAVAIL": "HOST is not an address of this machine (use 127.0.0.1 or 0.0.0.0)",
+        "EACCES": "ports below 1024 need privileges: choose another --port / PORT",
+    }.get(errno.errorcode.get(exc.errno or 0, ""), "check HOST and PORT")
+    return f"cannot listen on {host}:{port}: {exc.strerror}; {hint}"
+
+
 def run(settings: Settings) -> None:
     """Serve the app until a signal stops it (`timedify serve`)."""
-    uvicorn.run(
-        create_app(settings, background=background_services(settings)),
-        host=settings.host,
-        port=settings.port,
-        **uvicorn_options(settings.header_read_timeout_seconds, settings.retry_after_seconds),
-    )
+    try:
+        uvicorn.run(
+            create_app(settings, background=background_services(settings)),
+            host=settings.host,
+            port=settings.port,
+            **uvicorn_options(settings.header_read_timeout_seconds, settings.retry_after_seconds),
+        )
+    except SystemExit as exc:
+        # uvicorn's "startup failed" is 3, our "database behind": the log lines above say why.
+        if exc.code == STARTUP_FAILURE:
+            raise ServiceStartError("the service did not start: its log lines say why") from None
+        raise

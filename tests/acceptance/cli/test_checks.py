@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.fakes import capture_server, permissive_server
+from tests.support.pgcluster import free_port
 from tests.support.rows import (
     ComplianceRequest,
     DeadLetter,
@@ -265,6 +266,30 @@ def test_health_check_unreachable_is_critical(env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert "unreachable" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_health_check_of_a_service_that_is_down_is_one_line(env: dict[str, str]) -> None:
+    """One ❌ naming why (refused), not one per probe; the configuration is not judged then."""
+    port = free_port()
+    result = run_cli(env, "health-check", "--url", f"http://127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stdout.count("❌") == 1
+    assert f"❌ service: http://127.0.0.1:{port} unreachable: connection refused" in result.stdout
+    assert "CRITICAL failures: 1 check, 1 failed, 0 warnings" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["health-check", "--url"], ["status", "--url"], ["smoke"]])
+def test_a_url_without_scheme_says_add_http(env: dict[str, str], command: list[str]) -> None:
+    result = run_cli(env, *command, "127.0.0.1:8000")
+    assert result.returncode == 2
+    assert "has no scheme: add http:// or https:// (http://127.0.0.1:8000)" in result.stderr
+    assert "UnsupportedProtocol" not in result.stdout + result.stderr
+
+
+def test_alerting_check_names_why_the_url_is_unreachable(env: dict[str, str]) -> None:
+    result = run_cli(env, "alerting-check", "--no-db", "--url", "http://nonexistent.invalid")
+    assert result.returncode == 2
+    assert "unknown host (the name does not resolve)" in result.stdout
 
 
 def test_shops_needing_reauthentication_warn_in_alerting_check_and_status(

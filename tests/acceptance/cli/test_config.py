@@ -32,7 +32,9 @@ def test_config_check_names_problems_and_never_prints_values(tmp_path: Path) -> 
         for value in [*secrets.values(), "dbpassword-7731", "eighty"]:
             assert value not in output
     lines = run_cli(env, "config", "check").stdout
-    assert "❌ SHOPIFY_API_KEY (required): missing (required)" in lines
+    assert "❌ SHOPIFY_API_KEY: missing (required)" in lines  # said once
+    assert "no .env in /: reading the environment only" in lines  # run_cli runs from /
+    assert "settings: 6 errors, 0 warnings\n" in lines
     assert "✅ SHOPIFY_API_SECRET (required): set (secret, value hidden)" in lines
     assert "❌ SHOPIFY_API_SECRET_PREVIOUS: placeholder value (refused in production)" in lines
     assert "❌ DATABASE_URL: malformed" in lines
@@ -50,3 +52,11 @@ def test_config_check_passes_a_complete_configuration(tmp_path: Path) -> None:
     assert SECRET not in result.stdout
     names = {s["name"] for s in doc["settings"]}
     assert {"SHOPIFY_API_SECRET", "DATABASE_URL", "SENTRY_DSN", "METRICS_TOKEN"} <= names
+
+
+def test_config_check_counts_in_words(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    del env["TOKEN_ENCRYPTION_KEY"]  # a warning outside production
+    result = run_cli(env, "config", "check")
+    assert result.returncode == 0, result.stdout
+    assert "settings: 0 errors, 1 warning\n" in result.stdout

@@ -72,9 +72,10 @@ def test_list_show_replay_cleanup(db_url: str, tmp_path: Path) -> None:
 
     failed = run(env, "dead-letters", "replay", str(bad))
     assert failed.returncode == 1
-    assert "still dead" in failed.stdout
+    assert "failed again, still a dead letter" in failed.stdout
     row = next(d for d in table_rows(db_url, DeadLetter) if d["id"] == bad)
-    assert (row["replays"], row["attempts"], row["resolved_at"]) == (1, 3, None)
+    # InvalidPayload is a dead letter at its first attempt; the replay is the second.
+    assert (row["replays"], row["attempts"], row["resolved_at"]) == (1, 2, None)
     assert row["error"].startswith("InvalidPayload")
 
     fixed = run(env, "dead-letters", "replay", "--all", "--topic", "customers/redact", "--json")
@@ -103,22 +104,64 @@ def test_exit_codes_of_the_real_command(tmp_path: Path, sqlite_url: str) -> None
     [dead] = table_rows(sqlite_url, DeadLetter)
     env = settings_env(sqlite_url, tmp_path)
     cases: list[tuple[list[str], int, str]] = [
-        (["replay", str(dead["id"])], 1, "still dead"),
+        (["replay", str(dead["id"])], 1, "failed again, still a dead letter"),
         (["show", "999999"], 5, "no dead letter with id 999999"),
-        (["replay", "3", "--all"], 1, "either a dead letter ID or --all"),
-        (["cleanup", "--older-than", "soon"], 1, "invalid duration"),
+        # Mistakes on the command line: exit 2, as Click's own usage errors.
+        (["replay"], 2, "give either a dead letter ID or --all"),
+        (["replay", "3", "--all"], 2, "either a dead letter ID or --all"),
+        (["replay", "3", "--topic", "app/uninstalled"], 2, "go with --all"),
+        (["replay", "--all", "--since", "lately"], 2, "invalid --since"),
+        (["cleanup", "--older-than", "soon"], 2, "invalid duration"),
     ]
     for args, code, text in cases:
         result: subprocess.CompletedProcess[str] = run_cli(env, "dead-letters", *args)
         assert result.returncode == code, args
         assert text in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 1, result.stderr
     assert "Exit codes" in run(env, "dead-letters", "replay", "--help").stdout
+
+
+def test_show_and_list_read_as_text_not_python(tmp_path: Path, sqlite_url: str) -> None:
+    """No `None` or list reprs in `show`; on a 120-column terminal `list` keeps the topic and
+    the time whole (only the error folds)."""
+    settings = make_settings(sqlite_url, tmp_path, retry_max_attempts=1)
+    store_event(sqlite_url, "app_subscriptions/update", SHOP, payload={"nothing": "useful"})
+    drain(settings)
+    [dead] = table_rows(sqlite_url, DeadLetter)
+    env = settings_env(sqlite_url, tmp_path)
+    shown = run_cli(env, "dead-letters", "show", str(dead["id"]))
+    assert shown.returncode == 0, shown.stderr
+    assert "resolved_at: -\n" in shown.stdout
+    assert "payload_keys: nothing\n" in shown.stdout
+    assert "None" not in shown.stdout
+    assert "['" not in shown.stdout
+
+    terminal = {**env, "FORCE_COLOR": "1", "COLUMNS": "120", "NO_COLOR": ""}
+    listed = run_cli(terminal, "dead-letters", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "╭" in listed.stdout  # drawn as on a terminal
+    assert "app_subscriptions/update" in listed.stdout
+    assert dead["last_failed_at"].strftime("%Y-%m-%dT%H:%M:%S") in listed.stdout
+    assert max(len(line) for line in _plain(listed.stdout).splitlines()) <= 120
+
+
+def _plain(text: str) -> str:
+    """Text without its ANSI colour sequences."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 @pytest.mark.parametrize("command", ["list", "show", "replay", "dismiss", "cleanup"])
 def test_every_subcommand_documents_example_and_exit_codes(command: str, tmp_path: Path) -> None:
+    """Each subcommand lists its own exit codes, not the group's (a replay fails only in
+    `replay`)."""
     result = CliRunner().invoke(app, ["dead-letters", command, "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.stdout
     assert "Exit codes" in result.stdout
+    text = " ".join(result.stdout.split())
+    assert ("a replay failed again" in text) == (command == "replay")
+    assert ("5 no such" in text) == (command in ("show", "replay", "dismiss"))
+    assert "2 invalid configuration or command line" in text

@@ -46,3 +46,26 @@ def test_logs_watch_reads_stdin(tmp_path: Path) -> None:
     assert "webhook_accepted" in result.stdout
     assert "plain text" not in result.stdout
     assert run_cli(env, "logs-watch", str(tmp_path / "missing.log")).returncode == 1
+
+
+def test_logs_watch_shows_no_null_fields_and_says_where_a_log_file_comes_from(
+    tmp_path: Path,
+) -> None:
+    """A JSON null is left out (no `note=None`); a missing file names LOG_FILE and the pipe."""
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    data = b'{"event":"event_processed","level":"info","topic":"shop/redact","note":null}\n'
+    result = run_cli(env, "logs-watch", "-", stdin=data)
+    assert result.returncode == 0, result.stderr
+    assert "event_processed topic=shop/redact" in result.stdout
+    assert "None" not in result.stdout
+    missing = run_cli(env, "logs-watch", "tmp/timedify.log")
+    assert missing.returncode == 1
+    assert "LOG_FILE" in missing.stderr
+    assert "timedify serve | timedify logs-watch -" in missing.stderr
+
+
+def test_logs_watch_help_keeps_each_example_on_its_line(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path, COLUMNS="100")
+    lines = [line.strip() for line in run_cli(env, "logs-watch", "--help").stdout.splitlines()]
+    assert "fly logs | timedify logs-watch - --errors --topic app/uninstalled" in lines
+    assert "timedify logs-watch tmp/timedify.log --webhooks --seconds 60" in lines

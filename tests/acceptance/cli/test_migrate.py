@@ -6,8 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.support.cli import run_cli
+from tests.support.pgcluster import free_port
 from tests.support.settings import settings_env
 from timedify.migrate import head_revision
 
@@ -45,3 +47,23 @@ def test_a_database_newer_than_the_code_is_a_clear_error(tmp_path: Path) -> None
         assert result.returncode == 3, command
         assert "newer release" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["migrate"], ["serve"], ["status"], ["dead-letters", "list"], ["backup"]]
+)
+def test_an_unreachable_postgresql_is_named_with_its_reason(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Exit 4 with the driver's reason on the one line (not just `OperationalError`), never
+    the password."""
+    port = free_port()  # nothing listens there
+    env = settings_env(f"postgresql://u:pw-0123456789@127.0.0.1:{port}/db", tmp_path)
+    result = run_cli(env, *command)
+    assert result.returncode == 4, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        f'error: cannot reach the database: connection to server at "127.0.0.1", port {port} '
+        "failed: Connection refused"
+    )
+    assert "pw-0123456789" not in result.stdout + result.stderr

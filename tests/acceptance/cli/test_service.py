@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,21 @@ def test_a_malformed_database_url_is_one_line_and_exit_2(
 def test_log_level_is_accepted_in_lower_case(tmp_path: Path, sqlite_url: str) -> None:
     result = run_cli(settings_env(sqlite_url, tmp_path, LOG_LEVEL="debug"), "migrate", "--status")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2_before_anything_starts(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Exit 3 means "database behind"; a busy port is a setting to change, said at once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = settings_env(sqlite_url, tmp_path, HOST="127.0.0.1", PORT=str(port))
+        result = run_cli(env, "serve")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; another process "
+        "listens there (a second `timedify serve`?): stop it or choose another --port / PORT"
+    ]
+    assert "service_started" not in result.stdout + result.stderr

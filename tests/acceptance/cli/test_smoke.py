@@ -12,6 +12,7 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.fakes import permissive_server
 from tests.support.helpers import events, post_webhook
+from tests.support.pgcluster import free_port
 from tests.support.servers import threaded_server
 from tests.support.settings import SECRET, SHOP, make_settings, settings_env
 from timedify.ingest import webhooks
@@ -32,6 +33,28 @@ def test_smoke_fails_against_a_server_that_accepts_unsigned_requests(tmp_path: P
     assert result.returncode == 1
     assert "❌ forged webhook: answered 200: forged webhooks get through" in result.stdout
     assert "smoke test FAILED" in result.stdout
+
+
+def test_smoke_with_another_secret_says_the_secret_differs(
+    live: tuple[str, dict[str, str], str],
+) -> None:
+    """Every signed webhook refused: one line naming SHOPIFY_API_SECRET, not six 401s."""
+    url, env, _db_url = live
+    result = run_cli({**env, "SHOPIFY_API_SECRET": "not-the-deployed-secret-1"}, "smoke", url)
+    assert result.returncode == 1
+    assert "answered 401" not in result.stdout
+    assert (
+        "❌ signature: every signed webhook was refused with 401: the SHOPIFY_API_SECRET here is "
+        "not the deployed app's" in result.stdout
+    )
+
+
+def test_smoke_against_nothing_is_one_line(tmp_path: Path) -> None:
+    env = settings_env(f"sqlite:///{tmp_path}/x.sqlite3", tmp_path)
+    result = run_cli(env, "smoke", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stdout.count("❌") == 1
+    assert "unreachable: connection refused" in result.stdout
 
 
 def test_smoke_without_a_worker_fails_on_processing_and_cleans_up(

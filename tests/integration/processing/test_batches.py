@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, text, update
 
 from tests.support.helpers import events, execute, store_events, table_rows
 from timedify.db import make_engine
-from timedify.models import AppliedEvent, EventAttempt, EventState, Shop, WebhookEvent
+from timedify.models import AppliedEvent, DeadLetter, EventAttempt, EventState, Shop, WebhookEvent
 from timedify.processing import batches
 from timedify.processing.batches import DUPLICATE_NOTE
 from timedify.processing.handlers import HANDLERS, Handler
@@ -245,3 +245,31 @@ def test_the_same_merchant_action_twice_in_one_batch_is_applied_once(db_url: str
     assert shop is not None
     assert shop["uninstalled_at"] == first  # the earlier action, applied first
     assert {r["event_pk"] for r in rows} == {ids[1], ids[2]}
+
+
+def test_a_dead_letters_stack_shows_the_handlers_error_not_the_batch_machinery(
+    db_url: str,
+) -> None:
+    """The failing event runs again in the per-event path; its recorded stack is the
+    handler's own, without the batch's internal signal chained to it."""
+    store_events(db_url, [signed_webhook("app/uninstalled", BAD, "x")])
+
+    def fails(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        raise RuntimeError("the handler's own error")
+
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            batch = claims.claim(
+                conn, token="t", limit=1, lease=timedelta(seconds=60), now=datetime.now(UTC)
+            )
+        (outcome,) = batches.process_batch(
+            engine, batch, policy=RetryPolicy(max_attempts=1), handlers={"app/uninstalled": fails}
+        )
+    finally:
+        engine.dispose()
+    assert outcome.state == AttemptResult.DEAD
+    (letter,) = table_rows(db_url, DeadLetter)
+    assert "the handler's own error" in letter["stack"]
+    assert "_Failed" not in letter["stack"]
+    assert "During handling" not in letter["stack"]

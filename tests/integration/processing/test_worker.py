@@ -252,7 +252,7 @@ def test_a_worker_that_gives_way_to_acknowledgements_still_drains(
     settings: Settings, db_url: str
 ) -> None:
     """While acknowledgements wait (here: always) the worker pauses before each transaction
-    and ends it after one event, but it still applies everything: giving way is bounded."""
+    and keeps it short, but it still applies everything: giving way is bounded."""
     store_events(
         db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(4)]
     )
@@ -270,4 +270,4 @@ def test_a_worker_that_gives_way_to_acknowledgements_still_drains(
         engine.dispose()
     assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
     assert len(table_rows(db_url, EventAttempt)) == 4
-    assert len(asked) >= 4 * 10, "the worker did not wait while acknowledgements waited"
+    assert len(asked) >= 4, "the worker did not wait while acknowledgements waited"
