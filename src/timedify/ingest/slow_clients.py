@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -111,7 +112,8 @@ class _HeadWatch:
         self._waiting: dict[_HeadTimeoutProtocol, tuple[float, bool]] = {}
         self._sweeping = False
         # Connections that have sent nothing of their next request, oldest first.
-        self._idle: dict[_HeadTimeoutProtocol, None] = {}
+        # An OrderedDict: taking the oldest of a dict emptied from its front scans the holes.
+        self._idle: OrderedDict[_HeadTimeoutProtocol, None] = OrderedDict()
         # Closed to make room and not yet gone: uvicorn counts them until `connection_lost`.
         self._closing: set[_HeadTimeoutProtocol] = set()
 
@@ -131,10 +133,10 @@ class _HeadWatch:
         excess = connections - len(self._closing) - bound
         closed = 0
         while closed < excess and self._idle:
-            oldest = next(iter(self._idle))
+            oldest, _ = self._idle.popitem(last=False)
             if oldest is newcomer:  # the newest of them all: nobody else is idle
+                self._idle[oldest] = None
                 break
-            del self._idle[oldest]
             self._closing.add(oldest)
             oldest.transport.close()
             closed += 1
