@@ -7,17 +7,21 @@ connect and statement timeouts for the same reason.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from timedify.errors import DatabaseUnavailableError
 from timedify.settings import Settings
 from timedify.store import sqlite_pragmas
+
+_FILE_IDENTITY = "timedify_file_identity"
 
 
 def make_engine(
@@ -103,9 +107,12 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine
         )
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    def _pragmas(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None
         sqlite_pragmas.on_connect(dbapi_conn, busy_timeout_ms, read_only)
+        record.info[_FILE_IDENTITY] = file_identity(path)
+
+    _watch_file(engine, path)
 
     # pysqlite's implicit BEGIN is deferred, and a deferred reader that later writes fails with
     # SQLITE_BUSY at once instead of waiting; writers take the lock up front and wait instead.
@@ -114,6 +121,54 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, read_only: bool) -> Engine
         sqlite_pragmas.begin(conn, immediate=not read_only)
 
     return engine
+
+
+class DatabaseFileReplacedError(DatabaseUnavailableError):
+    """The SQLite file at the configured path is missing, or not the one a connection has open."""
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def ensure_same_file(conn: Connection, path: Path) -> None:
+    """Raise unless `conn` has open the very file now at `path` (W4: stored means stored there).
+
+    A file deleted or replaced under a running process stays open, and writable, through every
+    connection made before: a commit into it succeeds and is lost with the last of them.
+    """
+    now = file_identity(path)
+    if now is None:
+        raise DatabaseFileReplacedError("the SQLite database file is missing")
+    if conn.info.get(_FILE_IDENTITY) != now:
+        raise DatabaseFileReplacedError("the SQLite database file was replaced")
+
+
+def _watch_file(engine: Engine, path: Path) -> None:
+    """Connections to a file that is no longer at `path` are never handed out again, and once
+    the engine has opened the file it never creates an empty one in its place (only
+    `timedify migrate` or a restore puts a database back)."""
+    seen = threading.Event()
+
+    @event.listens_for(engine, "do_connect")
+    def _refuse_missing(*_args: Any) -> None:
+        if seen.is_set() and file_identity(path) is None:
+            raise DatabaseFileReplacedError("the SQLite database file is missing")
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        seen.set()
+        now = file_identity(path)
+        if now is None:
+            raise DatabaseFileReplacedError("the SQLite database file is missing")
+        if record.info.get(_FILE_IDENTITY) != now:
+            # The pool closes this connection and opens a new one, to the file there now.
+            raise exc.DisconnectionError("the SQLite database file was replaced")
 
 
 class WalCheckpointer:

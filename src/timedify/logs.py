@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import logging
 import re
 import sys
@@ -60,9 +61,23 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9._:/-]{1,255}")
 NOT_AN_IDENTIFIER = "[not an identifier]"
 
 
+def is_identifier(value: str) -> bool:
+    """Whether `value` has the shape of an identifier (an e-mail or a `+` phone has not)."""
+    return _IDENTIFIER.fullmatch(value) is not None
+
+
+def pseudonym(value: str | None) -> str | None:
+    """`value` to keep in the database: itself if it has the shape of an identifier, else a
+    stable stand-in that has (the same value always gets the same one, so duplicates are still
+    recognised). An e-mail or a phone sent as a webhook or event id is never stored."""
+    if value is None or is_identifier(value):
+        return value
+    return "redacted:" + hashlib.sha256(value.encode()).hexdigest()[:20]
+
+
 def identifier(value: str | None) -> str | None:
     """`value` for a log line if it has the shape of an identifier, else a marker."""
-    if value is None or _IDENTIFIER.fullmatch(value):
+    if value is None or is_identifier(value):
         return value
     return NOT_AN_IDENTIFIER
 
@@ -278,3 +293,42 @@ class HotLogger:
         if not FORBIDDEN_FIELDS.isdisjoint(fields):
             _drop_forbidden(None, "info", fields)
         sink.write(orjson.dumps(fields) + b"\n")
+
+
+class RepeatedLines:
+    """One line per `interval` seconds for a failure that repeats, carrying how many it stands for.
+
+    A failure hit by every request (a full disk, a database gone) wrote thousands of identical
+    lines a second. The first occurrence is logged at once; those within the next `interval`
+    are only counted, and the next line written has `occurrences`: how many times it happened
+    since the previous line, itself included (`alerting-check` adds them up). `flush()` writes
+    what is still counted (the failure has stopped). Thread-safe.
+    """
+
+    def __init__(self, logger: Any, interval: float = 10.0, level: str = "error") -> None:
+        self._logger, self._level = logger, level
+        self._interval = interval
+        self._lock = threading.Lock()
+        # (event, fields) -> [when its last line was written, occurrences counted since]
+        self._counted: dict[tuple[str, bytes], list[float]] = {}
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Log (or count) `event`; the same event with the same fields is a repetition."""
+        key = (event, orjson.dumps(fields, default=str, option=orjson.OPT_SORT_KEYS))
+        now = time.monotonic()
+        with self._lock:
+            seen = self._counted.get(key)
+            if seen is not None and now - seen[0] < self._interval:
+                seen[1] += 1
+                return
+            occurrences = 1 + (int(seen[1]) if seen is not None else 0)
+            self._counted[key] = [now, 0]
+        getattr(self._logger, self._level)(event, occurrences=occurrences, **fields)
+
+    def flush(self) -> None:
+        """Write a line for each failure counted since its last line (it stopped repeating)."""
+        with self._lock:
+            pending = [(key, int(seen[1])) for key, seen in self._counted.items() if seen[1]]
+            self._counted = {}
+        for (event, fields), count in pending:
+            getattr(self._logger, self._level)(event, occurrences=count, **orjson.loads(fields))

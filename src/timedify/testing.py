@@ -22,9 +22,12 @@ from timedify.ingest import webhooks
 API_VERSION = "2025-10"
 
 
-def sample_payload(topic: str, shop: str, *, customer_id: int = 191167) -> dict[str, Any]:
-    """A payload shaped like the one Shopify sends for `topic` (documentation examples)."""
-    now = datetime.now(UTC).isoformat()
+def sample_payload(
+    topic: str, shop: str, *, customer_id: int = 191167, at: datetime | None = None
+) -> dict[str, Any]:
+    """A payload shaped like the one Shopify sends for `topic` (documentation examples), dated
+    `at` (`updated_at`, default now)."""
+    now = (at or datetime.now(UTC)).isoformat()
     shop_id = 548380009
     customer = {"id": customer_id, "email": "john@example.com", "phone": "+15556251199"}
     payloads: dict[str, dict[str, Any]] = {
@@ -93,9 +96,9 @@ def signed_webhook(
     triggered_at: datetime | None = None,
     include_shop_header: bool = True,
 ) -> SignedWebhook:
-    """Build and sign one webhook delivery."""
+    """Build and sign one webhook delivery; the sample payload is dated `triggered_at` too."""
     if payload is None:
-        payload = sample_payload(topic, shop)
+        payload = sample_payload(topic, shop, at=triggered_at)
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     key = secret.encode() if isinstance(secret, str) else secret
     headers = {

@@ -1,5 +1,6 @@
-"""One rule for identifiers in logs: a webhook id that is personal data (an e-mail) is masked
-by the intake and by the worker alike, in the real `timedify serve` with its worker."""
+"""One rule for identifiers in logs and storage: a webhook id that is personal data (an e-mail)
+is kept and logged as its stand-in by the intake and by the worker alike, in the real
+`timedify serve` with its worker."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.support.checks import wait_for
 from tests.support.helpers import events, post_webhook
 from tests.support.servers import ServiceProcess
 from tests.support.settings import SECRET, SHOP, settings_env
-from timedify.logs import NOT_AN_IDENTIFIER
+from timedify.logs import pseudonym
 from timedify.testing import signed_webhook
 
 EMAIL = "jane.doe@example.com"
@@ -35,4 +36,4 @@ def test_a_webhook_id_that_is_an_email_is_masked_in_every_line(
     assert EMAIL.encode() not in raw
     lines = [orjson.loads(line) for line in raw.splitlines() if line.startswith(b"{")]
     [processed] = [line for line in lines if line.get("event") == "event_processed"]
-    assert processed["webhook_id"] == NOT_AN_IDENTIFIER
+    assert processed["webhook_id"] == pseudonym(EMAIL)

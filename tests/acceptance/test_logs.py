@@ -10,6 +10,7 @@ import orjson
 from tests.support.helpers import post_webhook
 from tests.support.servers import ServiceProcess
 from tests.support.settings import PREVIOUS_SECRET, SECRET, SHOP, settings_env
+from timedify.logs import pseudonym
 from timedify.testing import sample_payload, signed_webhook
 
 PERSONAL = ("john@example.com", "+15556251199", "Jane Roe")
@@ -58,6 +59,6 @@ def test_logs_are_json_and_leak_nothing(sqlite_url: str, tmp_path: Path) -> None
         assert forbidden not in stdout
         assert forbidden not in file_log
     accepted = [r for r in records if r["event"] == "webhook_accepted"]
-    assert any(r["webhook_id"] == "[not an identifier]" for r in accepted)
+    assert any(r["webhook_id"] == pseudonym("john@example.com") for r in accepted)
     refused = [r for r in records if r["event"] == "webhook_rejected"]
     assert any(r.get("topic") == "[not an identifier]" for r in refused)

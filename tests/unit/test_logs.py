@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.logcapture import captured_logs
 from timedify import logs
 
 
@@ -117,3 +118,29 @@ def test_a_logged_url_or_message_never_carries_a_session_token(
     assert first["url"] == "/app?id_token=[redacted]"
     assert first["id_token"] == "[redacted]"
     assert "[redacted]" in second["event"]
+
+
+def test_a_repeated_failure_is_written_once_then_counted_until_flushed() -> None:
+    """The first occurrence is written at once; those within the interval only counted; the
+    flush writes how many, and a different failure is a line of its own."""
+    with captured_logs() as captured:
+        repeated = logs.RepeatedLines(logs.get_logger("t"), interval=3600)
+        for _ in range(5):
+            repeated.log("webhook_store_failed", error_type="OperationalError")
+        repeated.log("webhook_store_failed", error_type="DiskFull")
+        repeated.flush()
+        repeated.flush()  # nothing counted any more: nothing written
+    lines = [(line["error_type"], line["occurrences"]) for line in captured.lines()]
+    assert lines == [("OperationalError", 1), ("DiskFull", 1), ("OperationalError", 4)]
+
+
+@pytest.mark.parametrize("value", ["jane@example.com", "+15556251199", "Jane Roe"])
+def test_what_is_not_identifier_shaped_is_kept_as_a_stable_stand_in(value: str) -> None:
+    kept = logs.pseudonym(value)
+    assert kept is not None
+    assert kept == logs.pseudonym(value)
+    assert kept.startswith("redacted:")
+    assert logs.identifier(kept) == kept
+    assert logs.pseudonym("4b1e5a0c-2f6d-4d7e-9b8a-1c2d3e4f5a6b") == (
+        "4b1e5a0c-2f6d-4d7e-9b8a-1c2d3e4f5a6b"
+    )

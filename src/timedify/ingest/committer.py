@@ -20,13 +20,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from timedify.db import WalCheckpointer
+from timedify.db import DatabaseFileReplacedError, WalCheckpointer, ensure_same_file, sqlite_path
 from timedify.errors import DatabaseUnavailableError, describe
-from timedify.logs import get_logger, identifier
+from timedify.logs import RepeatedLines, get_logger, identifier
 from timedify.store import events, sqlite_pragmas
 
 _STOP = object()
 log = get_logger("timedify.ingest.endpoint")
+# A failing database fails every batch: one line per 10 s, with the count (`occurrences`).
+FAILURE_LOG_INTERVAL_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -84,7 +86,10 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._checkpointer: WalCheckpointer | None = None
         self._writers = [_Writer(self) for _ in range(1 if _is_sqlite(engine) else writers)]
+        # SQLite: the file a commit must have gone into for its webhooks to be acknowledged.
+        self.sqlite_file = sqlite_path(engine.url.render_as_string(hide_password=False))
         self._open: dict[asyncio.AbstractEventLoop, _Handover] = {}
+        self._failures = RepeatedLines(log, FAILURE_LOG_INTERVAL_SECONDS)
         self._submitted = 0
         self._settled = 0  # the writers' settled counts as last summed by `submit`
         self.state = CommitState()
@@ -165,8 +170,11 @@ class GroupCommitter:
 
     def committed(self) -> None:
         with self.state.lock:
+            recovered = self.state.consecutive_failures > 0
             self.state.last_success = time.monotonic()
             self.state.consecutive_failures = 0
+        if recovered:
+            self._failures.flush()  # the failures counted since the last line
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
@@ -180,12 +188,16 @@ class GroupCommitter:
         conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return conn, self._checkpointer is not None
 
+    def forget_file(self) -> None:
+        """Close the engine's idle connections (to a SQLite file no longer at its path)."""
+        self._engine.dispose()
+
     def record_failure(self, exc: Exception) -> None:
         with self.state.lock:
             self.state.last_failure = time.monotonic()
             self.state.last_error_class = type(exc).__name__
             self.state.consecutive_failures += 1
-        log.error(
+        self._failures.log(
             "webhook_store_failed",
             error_class="db",
             error_type=type(exc).__name__,
@@ -221,6 +233,11 @@ class _Writer:
             inserted = self._store(rows)
         except Exception as exc:  # every failure must reach the waiting requests as a 503
             self._drop_connection()
+            if isinstance(exc, DatabaseFileReplacedError):
+                # Close every pooled connection to the old file now, while nothing is at its
+                # path yet: the last one to close removes its WAL by name, which must not be
+                # the WAL of a database put there later.
+                self._committer.forget_file()
             if size > 1 and _refused_row(exc):
                 # One row the database refuses must not fail the webhooks it shares a batch with.
                 self._commit_each(batch, rows)
@@ -272,7 +289,12 @@ class _Writer:
         while True:
             try:
                 conn = self._connection()  # (re)connecting also reads the bound
-                return events.insert_events(conn, rows)
+                inserted = events.insert_events(conn, rows)
+                if self._committer.sqlite_file is not None:
+                    # A file deleted or replaced since the connection opened it: committed
+                    # into a file nobody will read again, so not stored (503, sent again).
+                    ensure_same_file(conn, self._committer.sqlite_file)
+                return inserted
             except Exception as exc:
                 if deadline is None:
                     deadline = time.monotonic() + self._lock_wait

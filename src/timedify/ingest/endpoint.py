@@ -21,7 +21,7 @@ from timedify.ingest import webhooks
 from timedify.ingest.committer import GroupCommitter
 from timedify.ingest.deadlines import Deadlines
 from timedify.ingest.iteration import PerIteration
-from timedify.logs import HotLogger, get_logger, identifier
+from timedify.logs import HotLogger, get_logger, identifier, pseudonym
 from timedify.metrics import Metrics
 from timedify.models import EventState
 from timedify.settings import Settings
@@ -124,12 +124,13 @@ class WebhookEndpoint:
         now = self._clock.get()
         handled = topic in webhooks.HANDLED_TOPICS
         return {
-            "webhook_id": webhook_id,
+            # Kept by the rule of log lines: what is not identifier-shaped is a stand-in.
+            "webhook_id": pseudonym(webhook_id),
             "topic": topic,
             "shop_domain": shop,
-            "event_id": event_id,
+            "event_id": pseudonym(event_id),
             "triggered_at": webhooks.parse_timestamp(_text(headers[_TRIGGERED_AT])),
-            "api_version": api_version,
+            "api_version": pseudonym(api_version),
             "received_at": now,
             "payload": body,
             "state": EventState.RECEIVED if handled else EventState.IGNORED,

@@ -17,11 +17,12 @@ import orjson
 from sqlalchemy import Connection
 
 from timedify.ingest import webhooks
+from timedify.logs import pseudonym
 from timedify.processing.redaction import Customer, load, scrub
 from timedify.processing.retry import Permanent
 from timedify.processing.staging import AppData, Direct
 from timedify.records import ClaimedEvent
-from timedify.store import appdata
+from timedify.store import appdata, compliance
 
 Handler = Callable[[Connection, ClaimedEvent, datetime], str | None]
 StagedHandler = Callable[[AppData, ClaimedEvent, datetime], str | None]
@@ -143,26 +144,26 @@ def customers_data_request(conn: Connection, event: ClaimedEvent, now: datetime)
         "webhook_payloads_mentioning_customer": mentioned,
     }
     request = payload.get("data_request")
+    reference = customer.reference(event.shop_domain)
     _record_compliance(
         conn,
         event,
         now,
-        customer_ref=customer.reference(event.shop_domain),
+        customer_ref=reference,
         data_request_ref=_str(request.get("id")) if isinstance(request, dict) else None,
         report=report,
     )
+    if compliance.customer_redacted(conn, event.shop_domain, reference):
+        # Kept for this request while the redaction was applied: the redaction still holds.
+        _forget_customer(conn, event, customer)
     return None
 
 
 def customers_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
-    """Scrub the customer from every stored payload of the shop (this one included)."""
+    """Scrub the customer from every stored payload of the shop (this one included) and
+    replace identifiers that are not identifier-shaped (personal data) on its events."""
     customer = _customer(_object(event), event.topic)
-    scrubbed = 0
-    for pk, _webhook_id, _topic, stored in list(appdata.payloads_of_shop(conn, event.shop_domain)):
-        clean, changed = scrub(load(stored), customer)
-        if changed:
-            appdata.set_payload(conn, pk, orjson.dumps(clean))
-            scrubbed += 1
+    scrubbed = _forget_customer(conn, event, customer)
     _record_compliance(
         conn,
         event,
@@ -173,13 +174,53 @@ def customers_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> st
     return None
 
 
+def _forget_customer(conn: Connection, event: ClaimedEvent, customer: Customer) -> int:
+    """Scrub `customer` from the shop's payloads; how many changed.
+
+    Another compliance request about the same customer still waiting to be applied keeps its
+    payload: without the customer it names it could never be applied (nor get its record);
+    it scrubs the shop itself when applied.
+    """
+    pending = compliance.pending_customer_requests(conn, event.shop_domain) - {event.id}
+    scrubbed = 0
+    for pk, _webhook_id, _topic, stored in list(appdata.payloads_of_shop(conn, event.shop_domain)):
+        payload = load(stored)
+        if pk in pending and _names(payload, customer):
+            continue
+        clean, changed = scrub(payload, customer)
+        if changed:
+            appdata.set_payload(conn, pk, orjson.dumps(clean))
+            scrubbed += 1
+    _forget_identifiers(conn, event.shop_domain)
+    return scrubbed
+
+
+def _forget_identifiers(conn: Connection, shop: str) -> None:
+    """The one rule of log lines for the ids kept on the shop's events and in the ledger."""
+    for pk, webhook_id, event_id, api_version in compliance.identifiers_of_shop(conn, shop):
+        kept = {"webhook_id": webhook_id, "event_id": event_id, "api_version": api_version}
+        clean = {name: pseudonym(value) for name, value in kept.items()}
+        changed = {name: value for name, value in clean.items() if value != kept[name]}
+        if changed:
+            ledger = (event_id or webhook_id, str(clean["event_id"] or clean["webhook_id"]))
+            compliance.replace_identifiers(conn, pk, changed, ledger)
+
+
+def _names(payload: Any, customer: Customer) -> bool:
+    named = payload.get("customer") if isinstance(payload, dict) else None
+    return isinstance(named, dict) and customer.is_me(named)
+
+
 def shop_redact(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
     """Delete everything held for the shop; keep only the record that this was done, and when."""
     appdata.erase_shop(
         conn, event.shop_domain, keep_event=event.id, received_before=event.received_at
     )
     appdata.set_payload(conn, event.id, b"{}")
-    _record_compliance(conn, event, now, received_at=event_time(event, None), report=None)
+    # Never later than the receipt: a redaction dated ahead would make the shop's next real
+    # events look older than the erasure (its payload has no time Shopify signed).
+    at = min(event_time(event, None), event.received_at)
+    _record_compliance(conn, event, now, received_at=at, report=None)
     return None
 
 
@@ -198,14 +239,18 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def event_time(event: ClaimedEvent, payload: Any) -> datetime:
-    """When the merchant action happened (P5): `X-Shopify-Triggered-At`, else the payload's
-    `updated_at`, else when we received it; never later than the receipt plus `CLOCK_SKEW`, so
-    a forged or wrong future time (the header is not signed) cannot make every later real
-    event of the shop look stale."""
-    at = event.triggered_at
-    if at is None and isinstance(payload, dict):
+    """When the merchant action happened (P5): what Shopify signed where there is one (the
+    payload's `updated_at`), else `X-Shopify-Triggered-At`, else when we received it.
+
+    The header is not covered by the signature: a captured delivery replayed with another
+    header must not reorder anything the payload dates. Either way the time is never later
+    than the receipt plus `CLOCK_SKEW`, so a wrong or forged future time cannot make every
+    later real event of the shop look stale."""
+    at = None
+    if isinstance(payload, dict):
         at = webhooks.parse_timestamp(_str(payload.get("updated_at")))
-    return min(at or event.received_at, event.received_at + CLOCK_SKEW)
+    at = at or event.triggered_at or event.received_at
+    return min(at, event.received_at + CLOCK_SKEW)
 
 
 def _record_compliance(

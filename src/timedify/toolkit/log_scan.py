@@ -252,10 +252,17 @@ def _scan_range(
         if not found:
             continue
         result.candidates += 1
+        weight = occurrences(record)
         for category in found:
-            counts[category] = counts.get(category, 0) + 1
+            counts[category] = counts.get(category, 0) + weight
         event = str(record.get("event", "?"))
-        events[event] = events.get(event, 0) + 1
+        events[event] = events.get(event, 0) + weight
+
+
+def occurrences(record: dict[str, Any]) -> int:
+    """How many failures one line stands for: a repeated one is logged once with its count."""
+    value = record.get("occurrences")
+    return value if type(value) is int and value > 0 else 1
 
 
 def before(record: dict[str, Any], prefix: bytes, since: str) -> bool:

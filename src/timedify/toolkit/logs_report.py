@@ -132,7 +132,7 @@ class LogsReport:
     def add_failure(self, record: dict[str, Any]) -> None:
         """Count a line with an error class or an error level, keep the first as the sample."""
         name = _text(record.get("error_class") or "unclassified")
-        self.error_classes[name] += 1
+        self.error_classes[name] += log_scan.occurrences(record)  # a repeated failure's count
         if name not in self.samples:
             self.samples[name] = sample(record)
         if record.get("shop"):

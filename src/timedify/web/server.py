@@ -18,23 +18,29 @@ from timedify.settings import Settings
 from timedify.web.app import background_services, create_app
 
 
-def uvicorn_options(header_read_timeout_seconds: float | None = None) -> dict[str, Any]:
+def uvicorn_options(
+    header_read_timeout_seconds: float | None = None, retry_after_seconds: int | None = None
+) -> dict[str, Any]:
     """How uvicorn serves the app; `bench/` serves its raw-ASGI baseline with exactly these.
 
-    `header_read_timeout_seconds`: the bound on a request head (`slowclients`); None is the
-    setting's default.
+    `header_read_timeout_seconds`: the bound on a request head (`slow_clients`);
+    `retry_after_seconds`: the `Retry-After` of an overload answer; None is each setting's
+    default. Connections and requests in flight are bounded by the protocol, not by uvicorn's
+    `limit_concurrency`: that one counts idle connections and answers them plain text.
     """
     if header_read_timeout_seconds is None:
         header_read_timeout_seconds = Settings.model_fields["header_read_timeout_seconds"].default
+    if retry_after_seconds is None:
+        retry_after_seconds = Settings.model_fields["retry_after_seconds"].default
     return {
         "loop": "uvloop",
-        "http": head_timeout_protocol(header_read_timeout_seconds),
+        "http": head_timeout_protocol(header_read_timeout_seconds, retry_after_seconds),
         "log_config": None,
         "access_log": False,
         "server_header": False,
         "timeout_keep_alive": 75,
         "timeout_graceful_shutdown": 10,
-        "limit_concurrency": 2048,
+        "limit_concurrency": None,
         "backlog": 4096,
     }
 
@@ -75,7 +81,7 @@ def run(settings: Settings) -> None:
             create_app(settings, background=background_services(settings)),
             host=settings.host,
             port=settings.port,
-            **uvicorn_options(settings.header_read_timeout_seconds),
+            **uvicorn_options(settings.header_read_timeout_seconds, settings.retry_after_seconds),
         )
     except SystemExit as exc:
         # uvicorn's "startup failed" is 3, our "database behind": the log lines above say why.
