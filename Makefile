@@ -55,7 +55,7 @@ reliability: install
 	bash scripts/ensure-postgres
 	rm -f tmp/reliability-figures.jsonl && mkdir -p tmp
 	TIMEDIFY_RELIABILITY_SCALE=$(RELIABILITY_SCALE) TIMEDIFY_RELIABILITY_FIGURES=$(CURDIR)/tmp/reliability-figures.jsonl \
-		$(BIN)/pytest -n 2 tests/reliability $(PYTEST_ARGS)
+		$(BIN)/pytest -n 2 --dist loadgroup tests/reliability $(PYTEST_ARGS)
 	$(BIN)/python -m tests.support.figures tmp/reliability-figures.jsonl \
 		"make reliability RELIABILITY_SCALE=$(RELIABILITY_SCALE)" >> docs/reliability.md
 
