@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select, text, update
 
+from tests.support.batches import in_batches
 from tests.support.helpers import events, execute, store_events, table_rows
 from timedify.db import make_engine
 from timedify.models import AppliedEvent, DeadLetter, EventAttempt, EventState, Shop, WebhookEvent
@@ -34,22 +35,7 @@ def _shop(n: int) -> str:
 
 
 def _process(db_url: str, handlers: dict[str, Handler], *, limit: int = 50) -> list[Outcome]:
-    """Claim every due event and process the batch as the worker does: each call processes
-    the front of what is left (a generous time bound, but a failure ends a transaction)."""
-    engine = make_engine(db_url)
-    outcomes: list[Outcome] = []
-    try:
-        with engine.begin() as conn:
-            batch = claims.claim(
-                conn, token="t", limit=limit, lease=timedelta(seconds=60), now=datetime.now(UTC)
-            )
-        while len(outcomes) < len(batch):
-            outcomes += batches.process_batch(
-                engine, batch[len(outcomes) :], policy=POLICY, handlers=handlers, max_seconds=60
-            )
-    finally:
-        engine.dispose()
-    return outcomes
+    return in_batches(db_url, POLICY, handlers, limit=limit)
 
 
 def _uninstall_then(fail: str) -> Handler:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from tests.support.batches import claimed, in_batches
 from tests.support.helpers import events, execute, store_events, table_rows
 from tests.support.rows import insert_rows
 from timedify.db import make_engine
@@ -28,43 +29,21 @@ from timedify.processing.handlers import HANDLERS, Handler, Staging, app_uninsta
 from timedify.processing.retry import RetryPolicy
 from timedify.processing.staging import AppData
 from timedify.records import AttemptResult, ClaimedEvent, Outcome
-from timedify.store import claims
 from timedify.testing import SignedWebhook, signed_webhook
 
 POLICY = RetryPolicy(max_attempts=3, base=60, cap=600)
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def _claimed(db_url: str) -> list[ClaimedEvent]:
-    engine = make_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            lease = timedelta(seconds=60)
-            return claims.claim(conn, token="t", limit=500, lease=lease, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
-
-
 def _in_batches(db_url: str, handlers: Mapping[str, Handler] = HANDLERS) -> list[Outcome]:
-    """Every due event through `process_batch`, as the worker does."""
-    batch = _claimed(db_url)
-    engine = make_engine(db_url)
-    outcomes: list[Outcome] = []
-    try:
-        while len(outcomes) < len(batch):
-            outcomes += batches.process_batch(
-                engine, batch[len(outcomes) :], policy=POLICY, handlers=handlers, max_seconds=60
-            )
-    finally:
-        engine.dispose()
-    return outcomes
+    return in_batches(db_url, POLICY, handlers)
 
 
 def _one_at_a_time(db_url: str) -> list[Outcome]:
     """Every due event through `process`, each in its own transaction, in the claim's order."""
     engine = make_engine(db_url)
     try:
-        return [batches.process(engine, e, policy=POLICY) for e in _claimed(db_url)]
+        return [batches.process(engine, e, policy=POLICY) for e in claimed(db_url)]
     finally:
         engine.dispose()
 
@@ -283,7 +262,7 @@ def test_events_a_transaction_let_go_are_applied_later_not_taken_for_duplicates(
     def monotonic() -> float:
         return next(ticks) * 0.01  # 10 ms per reading: the 20 ms bound lets two events in
 
-    batch = _claimed(db_url)
+    batch = claimed(db_url)
     engine = make_engine(db_url)
     try:
         first = batches.process_batch(engine, batch, policy=POLICY, monotonic=monotonic)
