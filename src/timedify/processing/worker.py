@@ -82,6 +82,9 @@ class Worker:
         # How long one transaction may take events: SQLite has one writer, and webhook commits
         # wait for this one; PostgreSQL's row locks only hold back other writers of the same rows.
         self._max_seconds = 0.02 if engine.dialect.name == "sqlite" else 0.25
+        # While acknowledgements wait: on SQLite they wait for this transaction's lock, so it
+        # is kept short; PostgreSQL's commits do not wait for it.
+        self._short = _GIVE_WAY_SECONDS if engine.dialect.name == "sqlite" else self._max_seconds
         self._take = settings.worker_batch_size
         self._last_beat = float("-inf")
         self.processed = 0
@@ -172,7 +175,7 @@ class Worker:
             rng=self._rng,
             stopping=self._stopping.is_set,
             # While acknowledgements wait, a short transaction: on SQLite they wait for its lock.
-            max_seconds=_GIVE_WAY_SECONDS if self._give_way() else self._max_seconds,
+            max_seconds=self._short if self._give_way() else self._max_seconds,
         )
         # Offer the next transaction what this one had time for (or twice what it was offered):
         # a transaction cut short has read and entered in the ledger events it then let go.
