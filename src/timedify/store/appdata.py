@@ -113,28 +113,27 @@ def current_plan_status(conn: Connection, domain: str) -> str | None:
 # batch's size: on PostgreSQL every statement is a round trip (processing/staging.py).
 def shops_by_domain(conn: Connection, domains: Collection[str]) -> dict[str, dict[str, Any]]:
     """The shop rows of `domains` that exist, by domain."""
-    if not domains:
-        return {}
-    rows = conn.execute(_shops_by_domain(conn.dialect.name), {"domains": list(domains)})
-    return {row["domain"]: dict(row) for row in rows.mappings()}
-
-
-@functools.cache
-def _shops_by_domain(dialect: str) -> Any:
-    return select(Shop.__table__).where(bulk.one_of(Shop.__table__.c.domain, "domains", dialect))
+    return _rows_by_key(conn, Shop, "domain", domains)
 
 
 def subscriptions_by_id(conn: Connection, ids: Collection[str]) -> dict[str, dict[str, Any]]:
     """The subscription rows of `ids` that exist, by id."""
-    if not ids:
+    return _rows_by_key(conn, Subscription, "id", ids)
+
+
+def _rows_by_key(
+    conn: Connection, model: Any, key: str, values: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    if not values:
         return {}
-    rows = conn.execute(_subscriptions_by_id(conn.dialect.name), {"ids": list(ids)})
-    return {row["id"]: dict(row) for row in rows.mappings()}
+    rows = conn.execute(_select_by_key(model, key, conn.dialect.name), {"values": list(values)})
+    return {row[key]: dict(row) for row in rows.mappings()}
 
 
 @functools.cache
-def _subscriptions_by_id(dialect: str) -> Any:
-    return select(_S.__table__).where(bulk.one_of(_S.__table__.c.id, "ids", dialect))
+def _select_by_key(model: Any, key: str, dialect: str) -> Any:
+    table = model.__table__
+    return select(table).where(bulk.one_of(table.c[key], "values", dialect))
 
 
 def redacted_at_by_shop(conn: Connection, domains: Collection[str]) -> dict[str, datetime]:
