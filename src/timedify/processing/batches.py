@@ -158,6 +158,11 @@ def _apply_all(
             try:
                 note = handler.staged(data, event, clock())
             except Exception as exc:  # only this event's staged changes are undone
+                if _repeated_later(event, events[index + 1 :]):
+                    # Its merchant action is delivered again later in the batch: that delivery
+                    # must be the one applied, as the per-event path does (the ledger entry
+                    # taken up front names this one).
+                    raise _Failed(index + 1) from exc
                 data.rollback(mark)
                 unapplied.append(event)
                 outcomes.append(failure.record(conn, event, exc, started))
@@ -173,6 +178,10 @@ def _apply_all(
     if not claims.finish(conn, done):
         raise _Failed(len(outcomes))  # cannot happen while the rows are held; be sure anyway
     return outcomes
+
+
+def _repeated_later(event: ClaimedEvent, later: Sequence[ClaimedEvent]) -> bool:
+    return any(e.topic == event.topic and e.event_key == event.event_key for e in later)
 
 
 def _read_ahead(

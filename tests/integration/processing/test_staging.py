@@ -275,3 +275,27 @@ def test_events_a_transaction_let_go_are_applied_later_not_taken_for_duplicates(
     assert {s["scopes"] for s in table_rows(db_url, Shop)} == {
         f"read_orders,scope_{n}" for n in range(6)
     }
+
+
+def test_when_the_first_of_two_deliveries_of_one_action_fails_the_second_applies_it(
+    db_url: str,
+) -> None:
+    """The same merchant action twice in a batch, the first delivery failing: the second is
+    applied (not ignored as a duplicate of one that never applied)."""
+    shop = "shop.myshopify.com"
+    hooks = [_hook("app/uninstalled", shop, n, event_id="one-action") for n in (1, 2)]
+    store_events(db_url, hooks)
+    first = hooks[0].webhook_id
+
+    def staged(data: AppData, event: ClaimedEvent, now: datetime) -> str | None:
+        if event.webhook_id == first:
+            raise RuntimeError("boom")
+        return app_uninstalled(data, event, now)
+
+    outcomes = _in_batches(db_url, {**HANDLERS, "app/uninstalled": Staging(staged)})
+
+    assert sorted(o.state for o in outcomes) == ["processed", "retrying"]
+    by_id = {e["webhook_id"]: e for e in events(db_url)}
+    assert by_id[first]["state"] == EventState.RETRYING
+    assert by_id[hooks[1].webhook_id]["state"] == EventState.PROCESSED
+    assert not table_rows(db_url, Shop)[0]["installed"]
