@@ -61,13 +61,19 @@ def test_a_batch_whose_transaction_failed_is_released_once_the_database_is_back(
     faults = ExitStack()
     broken: list[bool] = []
 
-    def break_after_the_claim() -> bool:
-        if not broken:  # the first transaction after the claim meets the fault
-            broken.append(True)
-            faults.enter_context(outage())
-        return False
+    class BreakAfterTheClaim:
+        """Asked before each transaction after the claim: the first one meets the fault."""
 
-    worker = Worker(settings, engine, jobs=[], give_way=break_after_the_claim)
+        def waiting(self) -> bool:
+            if not broken:
+                broken.append(True)
+                faults.enter_context(outage())
+            return False
+
+        def arriving(self) -> bool:
+            return False
+
+    worker = Worker(settings, engine, jobs=[], acknowledgements=BreakAfterTheClaim())
     try:
         with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver raises
             worker.run_once()

@@ -29,6 +29,9 @@ _STOP = object()
 log = get_logger("timedify.ingest.endpoint")
 # A failing database fails every batch: one line per 10 s, with the count (`occurrences`).
 FAILURE_LOG_INTERVAL_SECONDS = 10.0
+# How long after webhooks were handed over a burst still counts as on (`arriving`): senders that
+# wait for their answers come in waves, with the commit's few milliseconds between them.
+ARRIVING_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -77,8 +80,10 @@ class GroupCommitter:
         max_batch: int = 512,
         max_queue: int = 10_000,
         on_commit: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._clock = clock
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -92,6 +97,7 @@ class GroupCommitter:
         self._failures = RepeatedLines(log, FAILURE_LOG_INTERVAL_SECONDS)
         self._submitted = 0
         self._settled = 0  # the writers' settled counts as last summed by `submit`
+        self._handed_over_at = float("-inf")  # when rows were last handed to the writers
         self.state = CommitState()
 
     def start(self) -> None:
@@ -145,7 +151,13 @@ class GroupCommitter:
         """Whether webhooks wait for their commit (an in-process worker gives way to them)."""
         return self._submitted > sum(writer.settled for writer in self._writers)
 
+    def arriving(self) -> bool:
+        """Whether webhooks wait or were handed over in the last `ARRIVING_SECONDS`: a burst is
+        on (an in-process worker keeps its SQLite transactions short meanwhile)."""
+        return self.waiting() or self._clock() - self._handed_over_at < ARRIVING_SECONDS
+
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handed_over_at = self._clock()  # once per loop iteration, not per request
         self._queue.put(self._open.pop(loop))
 
     # What the writers use (`_Writer`): the queue, the shared state, the commit callback.

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -41,6 +42,27 @@ _GIVE_WAY_STEPS = 4
 _GIVE_WAY_SECONDS = 0.005
 
 
+class Acknowledgements(Protocol):
+    """What the worker inside `serve` knows of the webhooks its process acknowledges (the group
+    committer): it lets them go first (SPEC W1 over P1)."""
+
+    def waiting(self) -> bool:
+        """Whether webhooks wait for their commit now."""
+
+    def arriving(self) -> bool:
+        """Whether webhooks arrived in the last moments: a burst is on, even between waves."""
+
+
+class _NoAcknowledgements:
+    """A worker process of its own (`timedify worker`): nothing to give way to."""
+
+    def waiting(self) -> bool:
+        return False
+
+    def arriving(self) -> bool:
+        return False
+
+
 class Worker:
     """Processes due events until stopped; safe to run many at once (leases, SKIP LOCKED)."""
 
@@ -54,7 +76,7 @@ class Worker:
         metrics: Metrics | None = None,
         jobs: Sequence[PeriodicJob] | None = None,
         after_commit: Callable[[ClaimedEvent, Outcome], None] | None = None,
-        give_way: Callable[[], bool] | None = None,
+        acknowledgements: Acknowledgements | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -64,10 +86,9 @@ class Worker:
         self._schedule = Schedule(default_jobs(settings, engine) if jobs is None else jobs)
         # Told of each outcome once its batch committed (processing/followups.py).
         self._after_commit = after_commit
-        # In `serve`, whether acknowledgements wait for the database: the worker then lets
-        # them go first (SPEC W1 over P1), briefly and with short transactions, so that it
-        # still keeps up with a sustained burst.
-        self._give_way = give_way or (lambda: False)
+        # In `serve`, the webhooks being acknowledged: the worker lets them go first, briefly
+        # and with short transactions, so that it still keeps up with a sustained burst.
+        self._acknowledgements = acknowledgements or _NoAcknowledgements()
         self._policy = RetryPolicy.from_settings(settings)
         self._lease = timedelta(seconds=settings.worker_lease_seconds)
         # Heartbeats also extend the leases of the batch in hand, well before they expire.
@@ -82,7 +103,7 @@ class Worker:
         # How long one transaction may take events: SQLite has one writer, and webhook commits
         # wait for this one; PostgreSQL's row locks only hold back other writers of the same rows.
         self._max_seconds = 0.02 if engine.dialect.name == "sqlite" else 0.25
-        # While acknowledgements wait: on SQLite they wait for this transaction's lock, so it
+        # While webhooks arrive: on SQLite their commits wait for this transaction's lock, so it
         # is kept short; PostgreSQL's commits do not wait for it.
         self._short = _GIVE_WAY_SECONDS if engine.dialect.name == "sqlite" else self._max_seconds
         self._take = settings.worker_batch_size
@@ -174,8 +195,9 @@ class Worker:
             handlers=self._handlers,
             rng=self._rng,
             stopping=self._stopping.is_set,
-            # While acknowledgements wait, a short transaction: on SQLite they wait for its lock.
-            max_seconds=self._short if self._give_way() else self._max_seconds,
+            # While webhooks arrive, short transactions: the next wave's commit (closed-loop
+            # senders come in waves) would otherwise meet a long one in its way.
+            max_seconds=self._short if self._acknowledgements.arriving() else self._max_seconds,
         )
         # Offer the next transaction what this one had time for (or twice what it was offered):
         # a transaction cut short has read and entered in the ledger events it then let go.
@@ -199,7 +221,7 @@ class Worker:
         an acknowledgement is what Shopify waits for; the worker's events can wait that long,
         and a worker that waited longer would fall behind a sustained burst."""
         for _ in range(_GIVE_WAY_STEPS):
-            if not self._give_way() or self._stopping.is_set():
+            if not self._acknowledgements.waiting() or self._stopping.is_set():
                 return
             time.sleep(_GIVE_WAY_STEP)
 

@@ -136,7 +136,7 @@ def in_process_worker(services: Services) -> Worker:
         metrics=services.metrics,
         jobs=shopify.worker_jobs() if shopify is not None else [],
         after_commit=shopify.followups() if shopify is not None else None,
-        give_way=services.committer.waiting,
+        acknowledgements=services.committer,
     )
 
 

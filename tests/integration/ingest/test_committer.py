@@ -14,7 +14,7 @@ from tests.support.helpers import events
 from tests.support.rows import received_row
 from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError
-from timedify.ingest.committer import GroupCommitter, QueueFullError
+from timedify.ingest.committer import ARRIVING_SECONDS, GroupCommitter, QueueFullError
 
 
 @contextmanager
@@ -134,3 +134,26 @@ def test_a_full_queue_refuses_until_the_writers_catch_up(sqlite_url: str) -> Non
         committer.stop()
         engine.dispose()
     assert len(events(sqlite_url)) == 6
+
+
+def test_a_burst_counts_as_arriving_between_its_waves(sqlite_url: str) -> None:
+    """`arriving()` (the in-process worker keeps SQLite transactions short meanwhile) is true
+    while webhooks wait and for `ARRIVING_SECONDS` after their hand-over, then false again."""
+    now = [100.0]
+    engine = make_engine(sqlite_url)
+    committer = GroupCommitter(engine, clock=lambda: now[0])
+    committer.start()
+
+    async def one_wave() -> None:
+        await committer.submit(received_row(str(uuid.uuid4())))
+
+    try:
+        assert not committer.arriving(), "nothing was ever sent"
+        asyncio.run(one_wave())
+        assert not committer.waiting()
+        assert committer.arriving(), "between two waves of a burst"
+        now[0] += ARRIVING_SECONDS + 0.001
+        assert not committer.arriving(), "the burst is over"
+    finally:
+        committer.stop()
+        engine.dispose()

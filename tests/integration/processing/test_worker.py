@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from sqlalchemy import Connection
 
 from tests.support.handlers import BROKEN, EMAIL
@@ -256,18 +258,66 @@ def test_a_worker_that_gives_way_to_acknowledgements_still_drains(
     store_events(
         db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(4)]
     )
-    asked: list[int] = []
-
-    def acknowledgements_waiting() -> bool:
-        asked.append(1)
-        return True
-
+    acknowledgements = Acknowledging(waiting=True)
     engine = make_engine(db_url)
-    worker = Worker(settings, engine, jobs=[], give_way=acknowledgements_waiting)
+    worker = Worker(settings, engine, jobs=[], acknowledgements=acknowledgements)
     try:
         assert worker.run_once() == 4
     finally:
         engine.dispose()
     assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
     assert len(table_rows(db_url, EventAttempt)) == 4
-    assert len(asked) >= 4, "the worker did not wait while acknowledgements waited"
+    assert acknowledgements.asked >= 4, "the worker did not wait while acknowledgements waited"
+
+
+def test_while_webhooks_arrive_sqlite_transactions_stay_short(
+    settings: Settings, db_url: str
+) -> None:
+    """Between the waves of a burst nothing waits, but the next wave's commit would meet a
+    long transaction: while webhooks arrive, each SQLite transaction ends after ~5 ms (here one
+    event of 6 ms each), and the worker does not pause since nothing waits."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's commits do not wait for the worker's transaction")
+    store_events(
+        db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(6)]
+    )
+
+    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        time.sleep(0.006)
+        return HANDLERS["app/uninstalled"](conn, event, now)
+
+    commits: list[int] = []
+    engine = make_engine(db_url)
+    sqlalchemy.event.listen(engine, "commit", lambda _conn: commits.append(1))
+    acknowledgements = Acknowledging(waiting=False, arriving=True)
+    worker = Worker(
+        settings,
+        engine,
+        jobs=[],
+        handlers={**HANDLERS, "app/uninstalled": slow},
+        acknowledgements=acknowledgements,
+    )
+    try:
+        assert worker.run_once() == 6
+    finally:
+        engine.dispose()
+    assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
+    # The claim's transaction, then one per event (a 20 ms one would have taken several).
+    assert len(commits) >= 1 + 6
+    assert acknowledgements.asked == 6, "asked once before each transaction, and not paused"
+
+
+class Acknowledging:
+    """The webhooks a worker inside `serve` gives way to, as the test sets them."""
+
+    def __init__(self, *, waiting: bool, arriving: bool = False) -> None:
+        self._waiting = waiting
+        self._arriving = arriving or waiting
+        self.asked = 0
+
+    def waiting(self) -> bool:
+        self.asked += 1
+        return self._waiting
+
+    def arriving(self) -> bool:
+        return self._arriving
