@@ -61,7 +61,7 @@ def claim(
 # What is due, one query per state: `state = ? ... ORDER BY next_attempt_at, id` walks the
 # (state, next_attempt_at) index in order and stops after `limit` rows. One query over all the
 # states (an OR, or `state IN`) cannot stop early: both databases collect every due row and sort
-# them, which with a big backlog is most of a drain's time (docs/benchmarks.md, drain).
+# them, which with a big backlog is most of a drain's time.
 # On PostgreSQL rows another worker is claiming are skipped (SQLite has one writer at a time and
 # no FOR UPDATE); rows picked here beyond the first `limit` of all states unlock at the commit.
 def _pick(*due: Any) -> Prepared:

@@ -45,7 +45,7 @@ NEXT_EVENTS = _SELECT_EVENTS + " AND (received_at, id) > (:after_at, :after_id)"
 # until the deletes; a row some worker holds, a synthetic event being processed, waits for the
 # next run), its children and then its events deleted, and only the walk's new position comes
 # back: sending the ids to the client and back three times cost about as much as the deletes
-# themselves (docs/benchmarks.md, retention).
+# themselves.
 PG_BATCH = """WITH batch AS ({select} FOR UPDATE SKIP LOCKED),
 attempts AS (DELETE FROM event_attempts WHERE event_pk IN (SELECT id FROM batch)),
 letters AS (DELETE FROM dead_letters WHERE event_pk IN (SELECT id FROM batch)),

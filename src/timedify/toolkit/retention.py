@@ -34,7 +34,7 @@ RULES = ("dead_letters", "events", "compliance_reports")
 POSTGRES_BATCH_SECONDS = 0.2
 # The share of the time a cleanup works unless told (`Policy.duty`). SQLite: the service's
 # commits need the one write lock between batches. PostgreSQL: row locks never hold an ingest
-# commit back, so pausing only slows the cleanup (measured: docs/benchmarks.md, retention).
+# commit back, so pausing only slows the cleanup.
 DEFAULT_DUTY = {"sqlite": 0.5, "postgresql": 1.0}
 
 
@@ -52,7 +52,7 @@ class Policy:
     compliance_days: int = 30
     batch_size: int = 20_000
     # An acknowledgement that meets a batch on SQLite waits for it: short slices keep the ack
-    # p99 low during a cleanup (2 ms against 5 ms: docs/benchmarks.md, retention).
+    # p99 low during a cleanup.
     batch_seconds: float = 0.002
     duty: float | None = None
 
