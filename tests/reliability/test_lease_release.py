@@ -70,7 +70,7 @@ def test_a_batch_whose_transaction_failed_is_released_once_the_database_is_back(
                 faults.enter_context(outage())
             return False
 
-        def arriving(self) -> bool:
+        def in_burst(self) -> bool:
             return False
 
     worker = Worker(settings, engine, jobs=[], acknowledgements=BreakAfterTheClaim())

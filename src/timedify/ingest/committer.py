@@ -29,9 +29,9 @@ _STOP = object()
 log = get_logger("timedify.ingest.endpoint")
 # A failing database fails every batch: one line per 10 s, with the count (`occurrences`).
 FAILURE_LOG_INTERVAL_SECONDS = 10.0
-# How long after webhooks were handed over a burst still counts as on (`arriving`): senders that
-# wait for their answers come in waves, with the commit's few milliseconds between them.
-ARRIVING_SECONDS = 0.1
+# How long after webhooks queued behind a commit a burst still counts as on (`in_burst`):
+# senders that wait for their answers come in waves, with a commit's few milliseconds between.
+BURST_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -97,7 +97,7 @@ class GroupCommitter:
         self._failures = RepeatedLines(log, FAILURE_LOG_INTERVAL_SECONDS)
         self._submitted = 0
         self._settled = 0  # the writers' settled counts as last summed by `submit`
-        self._handed_over_at = float("-inf")  # when rows were last handed to the writers
+        self._queued_behind_at = float("-inf")  # when rows last met a commit in flight
         self.state = CommitState()
 
     def start(self) -> None:
@@ -151,14 +151,18 @@ class GroupCommitter:
         """Whether webhooks wait for their commit (an in-process worker gives way to them)."""
         return self._submitted > sum(writer.settled for writer in self._writers)
 
-    def arriving(self) -> bool:
-        """Whether webhooks wait or were handed over in the last `ARRIVING_SECONDS`: a burst is
-        on (an in-process worker keeps its SQLite transactions short meanwhile)."""
-        return self.waiting() or self._clock() - self._handed_over_at < ARRIVING_SECONDS
+    def in_burst(self) -> bool:
+        """Whether webhooks wait now, or queued behind a commit in flight in the last
+        `BURST_SECONDS`: a burst is on (an in-process worker keeps its SQLite transactions short
+        meanwhile). A trickle, each webhook committed before the next, is no burst."""
+        return self.waiting() or self._clock() - self._queued_behind_at < BURST_SECONDS
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._handed_over_at = self._clock()  # once per loop iteration, not per request
-        self._queue.put(self._open.pop(loop))
+        handover = self._open.pop(loop)
+        # Once per loop iteration, not per request: were earlier webhooks still unsettled?
+        if self._submitted - len(handover.rows) > sum(w.settled for w in self._writers):
+            self._queued_behind_at = self._clock()
+        self._queue.put(handover)
 
     # What the writers use (`_Writer`): the queue, the shared state, the commit callback.
 

@@ -49,8 +49,8 @@ class Acknowledgements(Protocol):
     def waiting(self) -> bool:
         """Whether webhooks wait for their commit now."""
 
-    def arriving(self) -> bool:
-        """Whether webhooks arrived in the last moments: a burst is on, even between waves."""
+    def in_burst(self) -> bool:
+        """Whether a burst of webhooks is on, even between its waves (none waits then)."""
 
 
 class _NoAcknowledgements:
@@ -59,7 +59,7 @@ class _NoAcknowledgements:
     def waiting(self) -> bool:
         return False
 
-    def arriving(self) -> bool:
+    def in_burst(self) -> bool:
         return False
 
 
@@ -103,8 +103,8 @@ class Worker:
         # How long one transaction may take events: SQLite has one writer, and webhook commits
         # wait for this one; PostgreSQL's row locks only hold back other writers of the same rows.
         self._max_seconds = 0.02 if engine.dialect.name == "sqlite" else 0.25
-        # While webhooks arrive: on SQLite their commits wait for this transaction's lock, so it
-        # is kept short; PostgreSQL's commits do not wait for it.
+        # During a burst: on SQLite its commits wait for this transaction's lock, so it is kept
+        # short; PostgreSQL's commits do not wait for it.
         self._short = _GIVE_WAY_SECONDS if engine.dialect.name == "sqlite" else self._max_seconds
         self._take = settings.worker_batch_size
         self._last_beat = float("-inf")
@@ -195,9 +195,9 @@ class Worker:
             handlers=self._handlers,
             rng=self._rng,
             stopping=self._stopping.is_set,
-            # While webhooks arrive, short transactions: the next wave's commit (closed-loop
-            # senders come in waves) would otherwise meet a long one in its way.
-            max_seconds=self._short if self._acknowledgements.arriving() else self._max_seconds,
+            # During a burst, short transactions: the next wave's commit (closed-loop senders
+            # come in waves) would otherwise meet a long one in its way.
+            max_seconds=self._short if self._acknowledgements.in_burst() else self._max_seconds,
         )
         # Offer the next transaction what this one had time for (or twice what it was offered):
         # a transaction cut short has read and entered in the ledger events it then let go.

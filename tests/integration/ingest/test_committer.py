@@ -14,7 +14,7 @@ from tests.support.helpers import events
 from tests.support.rows import received_row
 from timedify.db import make_engine, sqlite_path
 from timedify.errors import DatabaseUnavailableError
-from timedify.ingest.committer import ARRIVING_SECONDS, GroupCommitter, QueueFullError
+from timedify.ingest.committer import BURST_SECONDS, GroupCommitter, QueueFullError
 
 
 @contextmanager
@@ -136,24 +136,49 @@ def test_a_full_queue_refuses_until_the_writers_catch_up(sqlite_url: str) -> Non
     assert len(events(sqlite_url)) == 6
 
 
-def test_a_burst_counts_as_arriving_between_its_waves(sqlite_url: str) -> None:
-    """`arriving()` (the in-process worker keeps SQLite transactions short meanwhile) is true
-    while webhooks wait and for `ARRIVING_SECONDS` after their hand-over, then false again."""
-    now = [100.0]
+def test_a_trickle_is_no_burst(sqlite_url: str) -> None:
+    """Webhooks committed one before the next never make `in_burst()` true: an in-process
+    worker keeps its long SQLite transactions (and its drain speed) under everyday traffic."""
     engine = make_engine(sqlite_url)
-    committer = GroupCommitter(engine, clock=lambda: now[0])
+    committer = GroupCommitter(engine)
     committer.start()
 
-    async def one_wave() -> None:
-        await committer.submit(received_row(str(uuid.uuid4())))
+    async def one_at_a_time() -> None:
+        for _ in range(3):
+            await committer.submit(received_row(str(uuid.uuid4())))
+            assert not committer.in_burst()
 
     try:
-        assert not committer.arriving(), "nothing was ever sent"
-        asyncio.run(one_wave())
+        assert not committer.in_burst(), "nothing was ever sent"
+        asyncio.run(one_at_a_time())
+    finally:
+        committer.stop()
+        engine.dispose()
+
+
+def test_webhooks_queued_behind_a_commit_make_a_burst_that_outlasts_its_waves(
+    sqlite_url: str,
+) -> None:
+    """Rows handed over while earlier ones are unsettled mark a burst: `in_burst()` stays true
+    between the waves (nothing waits then) for `BURST_SECONDS`, then turns false."""
+    now = [100.0]
+    engine = make_engine(sqlite_url)
+    committer = GroupCommitter(engine, clock=lambda: now[0])  # not started: nothing settles
+
+    async def two_hand_overs() -> None:
+        first = committer.submit(received_row(str(uuid.uuid4())))
+        await asyncio.sleep(0)  # the loop's turn: the first row is handed over
+        second = committer.submit(received_row(str(uuid.uuid4())))
+        await asyncio.sleep(0)  # handed over behind the unsettled first
+        committer.start()
+        assert await asyncio.gather(first, second) == [True, True]
+
+    try:
+        asyncio.run(two_hand_overs())
         assert not committer.waiting()
-        assert committer.arriving(), "between two waves of a burst"
-        now[0] += ARRIVING_SECONDS + 0.001
-        assert not committer.arriving(), "the burst is over"
+        assert committer.in_burst(), "between two waves of a burst"
+        now[0] += BURST_SECONDS + 0.001
+        assert not committer.in_burst(), "the burst is over"
     finally:
         committer.stop()
         engine.dispose()

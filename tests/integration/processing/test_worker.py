@@ -270,11 +270,9 @@ def test_a_worker_that_gives_way_to_acknowledgements_still_drains(
     assert acknowledgements.asked >= 4, "the worker did not wait while acknowledgements waited"
 
 
-def test_while_webhooks_arrive_sqlite_transactions_stay_short(
-    settings: Settings, db_url: str
-) -> None:
+def test_during_a_burst_sqlite_transactions_stay_short(settings: Settings, db_url: str) -> None:
     """Between the waves of a burst nothing waits, but the next wave's commit would meet a
-    long transaction: while webhooks arrive, each SQLite transaction ends after ~5 ms (here one
+    long transaction: during a burst, each SQLite transaction ends after ~5 ms (here one
     event of 6 ms each), and the worker does not pause since nothing waits."""
     if not db_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's commits do not wait for the worker's transaction")
@@ -289,7 +287,7 @@ def test_while_webhooks_arrive_sqlite_transactions_stay_short(
     commits: list[int] = []
     engine = make_engine(db_url)
     sqlalchemy.event.listen(engine, "commit", lambda _conn: commits.append(1))
-    acknowledgements = Acknowledging(waiting=False, arriving=True)
+    acknowledgements = Acknowledging(waiting=False, in_burst=True)
     worker = Worker(
         settings,
         engine,
@@ -310,14 +308,14 @@ def test_while_webhooks_arrive_sqlite_transactions_stay_short(
 class Acknowledging:
     """The webhooks a worker inside `serve` gives way to, as the test sets them."""
 
-    def __init__(self, *, waiting: bool, arriving: bool = False) -> None:
+    def __init__(self, *, waiting: bool, in_burst: bool = False) -> None:
         self._waiting = waiting
-        self._arriving = arriving or waiting
+        self._in_burst = in_burst or waiting
         self.asked = 0
 
     def waiting(self) -> bool:
         self.asked += 1
         return self._waiting
 
-    def arriving(self) -> bool:
-        return self._arriving
+    def in_burst(self) -> bool:
+        return self._in_burst
