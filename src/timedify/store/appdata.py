@@ -133,7 +133,7 @@ def _rows_by_key(
 @functools.cache
 def _select_by_key(model: Any, key: str, dialect: str) -> Any:
     table = model.__table__
-    return select(table).where(bulk.one_of(table.c[key], "values", dialect))
+    return select(table).where(bulk.among(table.c[key], "values", dialect))
 
 
 def redacted_at_by_shop(conn: Connection, domains: Collection[str]) -> dict[str, datetime]:
@@ -149,7 +149,7 @@ def _redacted_at_by_shop(dialect: str) -> Any:
     c = ComplianceRequest
     return (
         select(c.shop_domain, func.max(c.received_at))
-        .where(bulk.one_of(c.__table__.c.shop_domain, "domains", dialect), c.kind == SHOP_REDACT)
+        .where(bulk.among(c.__table__.c.shop_domain, "domains", dialect), c.kind == SHOP_REDACT)
         .group_by(c.shop_domain)
     )
 
@@ -182,7 +182,7 @@ def delete_sessions_of(conn: Connection, domains: Collection[str]) -> None:
 @functools.cache
 def _delete_sessions_of(dialect: str) -> Any:
     domain = ShopSession.__table__.c.shop_domain
-    return delete(ShopSession).where(bulk.one_of(domain, "domains", dialect))
+    return delete(ShopSession).where(bulk.among(domain, "domains", dialect))
 
 
 def set_sessions_scopes(conn: Connection, scopes: Mapping[str, str], now: datetime) -> None:
@@ -255,7 +255,7 @@ def follow_plans(conn: Connection, domains: Collection[str], now: datetime) -> N
 def _follow_plans(dialect: str) -> Any:
     return (
         update(Shop)
-        .where(bulk.one_of(Shop.__table__.c.domain, "domains", dialect))
+        .where(bulk.among(Shop.__table__.c.domain, "domains", dialect))
         .values(plan_status=_plan_of_shop(), updated_at=bindparam("now"))
     )
 

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, String, bindparam, func, select
+from sqlalchemy import ARRAY, ColumnElement, Connection, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult, Dialect
 
@@ -34,12 +34,18 @@ def is_postgres(conn: Connection) -> bool:
 
 
 def one_of(column: ColumnElement[Any], name: str, dialect: str) -> Any:
-    """`column` is one of the values bound as `name` (a list) in a statement for `dialect`.
+    """`column` is one of the values bound as `name` (a list) in a statement for `dialect`:
+    for a primary key of a large table (PostgreSQL: `= ANY(...)`, one index probe a value)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
-    PostgreSQL: `IN (SELECT unnest(...))`, a join the planner hashes or walks an index for.
-    `= ANY(...)` of a bound array is compared element by element on every row it scans (only
-    literal arrays are hashed): 200 values over a small table cost milliseconds a statement.
-    """
+
+def among(column: ColumnElement[Any], name: str, dialect: str) -> Any:
+    """As `one_of`, for a batch's keys over a table that may be small (the shops, their
+    subscriptions): PostgreSQL gets `IN (SELECT unnest(...))`, a join it hashes. A small table is
+    scanned, and `= ANY` of a bound array then compares every row with every value (only
+    literal arrays are hashed): 200 values over 1,000 shops took 6 ms a statement."""
     if dialect == "postgresql":
         return column.in_(select(func.unnest(bindparam(name, type_=ARRAY(column.type)))))
     return column.in_(bindparam(name, expanding=True))
