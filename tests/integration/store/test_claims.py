@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import text, update
 
+from tests.support.databases import fresh_database
 from tests.support.helpers import execute, store_events
+from tests.support.rows import event_row, insert_rows
 from tests.support.settings import SHOP
 from timedify.db import make_engine
 from timedify.models import EventState, WebhookEvent
@@ -58,3 +62,34 @@ def test_claim_takes_the_longest_waiting_due_events_of_every_state(db_url: str) 
     assert {e.webhook_id for e in first} == {retry_due, expired, received_early}
     assert [e.webhook_id for e in rest] == [received_late]
     assert {e.lease_token for e in first} == {"t1"}
+
+
+def test_a_claim_in_a_backlog_newer_than_the_statistics_reads_its_batch_only(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """P1 on PostgreSQL: statistics taken between bursts say pending events are rare; when a
+    burst has since queued thousands, a claim still walks the due index for its own batch,
+    rather than fetching and sorting the whole backlog for every batch."""
+    db_url = fresh_database("postgresql", request, tmp_path)
+    quiet = [event_row(age=timedelta(hours=2, seconds=i)) for i in range(3000)]
+    insert_rows(db_url, WebhookEvent, quiet)
+    execute(db_url, text("ANALYZE webhook_events"))
+    burst = [
+        event_row(age=timedelta(seconds=3000 - i), state=EventState.RECEIVED) for i in range(3000)
+    ]
+    insert_rows(db_url, WebhookEvent, burst)
+
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            batch = claims.claim(
+                conn, token="t", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
+            )
+            # This transaction's own counts: index entries the claim's scans went through.
+            read = conn.execute(
+                text("SELECT pg_stat_get_xact_tuples_returned('ix_webhook_events_due'::regclass)")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert [e.webhook_id for e in batch] == [row["webhook_id"] for row in burst[:10]]
+    assert read < 100, f"the claim read {read} index entries for a batch of 10"
