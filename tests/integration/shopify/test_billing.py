@@ -150,7 +150,7 @@ def test_state_of_picks_the_subscription_that_makes_the_shop_active() -> None:
 
 def test_the_worker_rereads_billing_after_a_subscription_webhook(setup: Setup) -> None:
     setup.api.state.subscriptions[SHOP] = [subscription(7)]
-    followups = billing_followups(setup.billing().refresh)
+    followups = billing_followups(setup.billing().refresh, settle=0)
     settings = make_settings(setup.db_url, setup.tmp_path)
     store_event(setup.db_url, "app_subscriptions/update", SHOP)
     Worker(settings, setup.engine, after_commit=followups).run_once()
@@ -162,7 +162,7 @@ def test_the_worker_rereads_billing_after_a_subscription_webhook(setup: Setup) -
 
 def test_a_failing_reread_never_fails_the_webhook(setup: Setup) -> None:
     setup.api.state.next_5xx = 100  # Shopify is down for the re-read
-    followups = billing_followups(setup.billing().refresh)
+    followups = billing_followups(setup.billing().refresh, settle=0)
     settings = make_settings(setup.db_url, setup.tmp_path)
     store_event(setup.db_url, "app_subscriptions/update", SHOP)
     Worker(settings, setup.engine, after_commit=followups).run_once()
