@@ -10,6 +10,9 @@ A queued shop waits `settle` seconds before its action runs, and every change to
 meanwhile rides along: Shopify sends a subscription's changes in quick succession (and a
 backlog holds many per shop), and one read made after the last of them answers them all. Each
 read costs an Admin API call, or ~1 ms of the worker's CPU where the shop has no usable token.
+Inside `serve` that CPU is the acknowledgements' too: while `busy()` says a burst of webhooks is
+on, actions wait, each at most `MAX_DEFER_SECONDS` beyond its settle time (a re-read is the
+least urgent work there is; the merchant's page reads billing itself when opened).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from timedify.records import AttemptResult, ClaimedEvent, Outcome
 log = get_logger("timedify.processing.followups")
 Action = Callable[[str], object]  # called with the shop domain
 SETTLE_SECONDS = 2.0
+MAX_DEFER_SECONDS = 30.0
+_BUSY_STEP = 0.05
 
 
 class FollowUps:
@@ -32,7 +37,8 @@ class FollowUps:
 
     A shop already waiting for the same topic is not queued twice (one read answers both), and
     at most `max_pending` wait: beyond that a follow-up is dropped with a log line. An action
-    runs `settle` seconds after its shop was queued at the earliest, at once when stopping.
+    runs `settle` seconds after its shop was queued at the earliest, later while `busy()` (up to
+    `MAX_DEFER_SECONDS`), at once when stopping.
     """
 
     def __init__(
@@ -41,10 +47,12 @@ class FollowUps:
         *,
         max_pending: int = 1000,
         settle: float = SETTLE_SECONDS,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self._actions = dict(actions)
         self._max_pending = max_pending
         self._settle = settle
+        self._busy = busy
         self._hurry = threading.Event()  # stopping: no more waiting for changes to settle
         self._queue: queue.SimpleQueue[tuple[float, str, str] | None] = queue.SimpleQueue()
         self._pending: set[tuple[str, str]] = set()
@@ -92,6 +100,7 @@ class FollowUps:
         while (item := self._queue.get()) is not None:
             due, topic, shop = item
             self._hurry.wait(due - time.monotonic())  # FIFO with one delay: in order of due
+            self._wait_while_busy(due + MAX_DEFER_SECONDS)
             key = (topic, shop)
             with self._lock:
                 self._pending.discard(key)  # a change arriving from now on is read again
@@ -111,7 +120,15 @@ class FollowUps:
                 if not self._pending:
                     self._idle.set()
 
+    def _wait_while_busy(self, deadline: float) -> None:
+        if self._busy is None:
+            return
+        while self._busy() and not self._hurry.is_set() and time.monotonic() < deadline:
+            self._hurry.wait(_BUSY_STEP)
 
-def billing_followups(refresh: Action, *, settle: float = SETTLE_SECONDS) -> FollowUps:
+
+def billing_followups(
+    refresh: Action, *, settle: float = SETTLE_SECONDS, busy: Callable[[], bool] | None = None
+) -> FollowUps:
     """Re-read a shop's billing state (`Billing.refresh`) after each app_subscriptions/update."""
-    return FollowUps({"app_subscriptions/update": refresh}, settle=settle)
+    return FollowUps({"app_subscriptions/update": refresh}, settle=settle, busy=busy)

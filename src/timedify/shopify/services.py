@@ -6,6 +6,7 @@ CLI (`shops sync`) take it from here, so each piece is built the same way everyw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -69,6 +70,7 @@ class ShopifyServices:
             ),
         ]
 
-    def followups(self) -> FollowUps:
-        """The worker's `after_commit`: billing re-read after app_subscriptions/update (S7)."""
-        return billing_followups(self.billing.refresh)
+    def followups(self, busy: Callable[[], bool] | None = None) -> FollowUps:
+        """The worker's `after_commit`: billing re-read after app_subscriptions/update (S7),
+        put off while `busy()` (a burst of webhooks to acknowledge in the same process)."""
+        return billing_followups(self.billing.refresh, busy=busy)

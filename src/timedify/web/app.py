@@ -135,7 +135,9 @@ def in_process_worker(services: Services) -> Worker:
         wakeup=services.wakeup,
         metrics=services.metrics,
         jobs=shopify.worker_jobs() if shopify is not None else [],
-        after_commit=shopify.followups() if shopify is not None else None,
+        after_commit=(
+            shopify.followups(busy=services.committer.in_burst) if shopify is not None else None
+        ),
         acknowledgements=services.committer,
     )
 

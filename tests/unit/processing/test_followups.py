@@ -58,3 +58,24 @@ def test_only_processed_events_of_known_topics_follow_and_the_queue_is_bounded()
     followups(_event("d.myshopify.com"), PROCESSED)  # beyond max_pending: dropped
     followups.stop(timeout=10)
     assert calls == ["c.myshopify.com"]
+
+
+def test_while_busy_an_action_waits_and_runs_once_the_burst_is_over() -> None:
+    """Inside `serve`: while webhooks are being acknowledged in a burst, a re-read waits."""
+    busy = threading.Event()
+    busy.set()
+    ran = threading.Event()
+    followups = FollowUps({TOPIC: lambda shop: ran.set()}, settle=0, busy=busy.is_set)
+    followups(_event("a.myshopify.com"), PROCESSED)
+    assert not ran.wait(0.5)
+    busy.clear()
+    assert ran.wait(10)
+    followups.stop()
+
+
+def test_a_stopping_worker_does_not_wait_for_the_burst_to_end() -> None:
+    calls: list[str] = []
+    followups = FollowUps({TOPIC: calls.append}, settle=0, busy=lambda: True)
+    followups(_event("a.myshopify.com"), PROCESSED)
+    followups.stop(timeout=10)
+    assert calls == ["a.myshopify.com"]
