@@ -6,7 +6,7 @@ import enum
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 
@@ -51,12 +51,16 @@ def logs_report_command(
     notify: Annotated[
         str | None, typer.Option(help="Also post the markdown to this Slack-compatible webhook.")
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(help="Processes parsing a log over 16 MiB; 0: one per CPU.", min=0),
+    ] = 0,
 ) -> None:
     try:
         window = alerting_check.parse_window(since)
     except ValueError as exc:
         raise OptionError(f"--since: {exc}") from None
-    report = _read(logs, alerting_check.since(window))
+    report = _read(logs, alerting_check.since(window), jobs or logs_report.default_jobs())
     doc = logs_report.to_json(report, limit=top)
     markdown = logs_report.to_markdown(doc)
     if format is Format.JSON:
@@ -68,14 +72,14 @@ def logs_report_command(
         _notify(notify, markdown)
 
 
-def _read(source: str, since: datetime) -> logs_report.LogsReport:
+def _read(source: str, since: datetime, jobs: int) -> logs_report.LogsReport:
     try:
-        stream: IO[bytes] = sys.stdin.buffer if source == "-" else Path(source).open("rb")  # noqa: SIM115
+        if source == "-":
+            return logs_report.read(sys.stdin.buffer, since, jobs)
+        return logs_report.read_path(Path(source), since, jobs)
     except OSError as exc:
         message = f"cannot read {source}: {exc.strerror} (pass --logs FILE, or - for stdin)"
         raise LogsReportError(message) from None
-    with stream:
-        return logs_report.read(stream, since)
 
 
 def _notify(url: str, markdown: str) -> None:

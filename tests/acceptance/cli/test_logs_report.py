@@ -50,6 +50,25 @@ def test_json_report_of_a_file(env: dict[str, str], tmp_path: Path) -> None:
     assert "jane" not in result.stdout
 
 
+def test_a_big_log_is_read_by_worker_processes(env: dict[str, str], tmp_path: Path) -> None:
+    """Over 16 MiB, `--jobs 2` hands blocks to two processes: the same counts as one."""
+    log = tmp_path / "week.log"
+    one = log_line("webhook_accepted", topic="orders/create", status=200, duration_ms=4.0)
+    repeat = 17 * 2**20 // len(one) + 1
+    log.write_text("\n".join([*crafted(), *[one] * repeat]) + "\n")
+    docs = []
+    for jobs in ("1", "2"):
+        args = ("--logs", str(log), "--format", "json", "--jobs", jobs)
+        result = run_cli(env, "logs-report", *args)
+        assert result.returncode == 0, result.stderr
+        doc = orjson.loads(result.stdout)
+        doc.pop("since")  # "7d ago" of each run
+        docs.append(doc)
+    assert docs[0] == docs[1]
+    assert docs[1]["webhooks"]["orders/create"]["accepted"] == 8 + repeat
+    assert docs[1]["acknowledgement_ms"]["count"] == 8 + repeat
+
+
 def test_markdown_report_from_stdin(env: dict[str, str]) -> None:
     """`fly logs --no-tail | timedify logs-report`: stdin is the default source."""
     result = run_cli(env, "logs-report", stdin="\n".join(crafted()).encode())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -333,3 +335,95 @@ def test_read_equals_the_per_line_reading(lines: list[bytes], block_size: int) -
         patch.setattr(log_scan, "BLOCK_SIZE", block_size)
         got = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE))
     assert got == reference_report(data, SINCE)
+
+
+def test_percentiles_of_repeated_times_are_nearest_rank() -> None:
+    """Times repeat (logged to 0.01 ms): ranks are counted through each value's repeats."""
+    times = [1.0] * 50 + [2.0] * 45 + [3.0] * 4 + [4.0]
+    doc = report_of([accepted("orders/create", ms) for ms in times])
+    assert doc["acknowledgement_ms"] == {
+        "count": 100,
+        "p50": 1.0,
+        "p95": 2.0,
+        "p99": 3.0,
+        "max": 4.0,
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(times=st.lists(st.sampled_from([0.5, 1.25, 2, 3.5, 40.0]), min_size=1, max_size=60))
+def test_percentiles_equal_the_nearest_rank_of_the_sorted_times(times: list[float]) -> None:
+    ordered = sorted(times)
+    expected = {
+        f"p{p}": ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+        for p in logs_report.PERCENTILES
+    }
+    got = report_of([accepted("orders/create", ms) for ms in times])["acknowledgement_ms"]
+    assert got == {"count": len(times), **expected, "max": ordered[-1]}
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines=st.lists(report_lines, max_size=30), cut=st.integers(0, 30))
+def test_merging_the_reports_of_two_parts_equals_reading_the_whole(
+    lines: list[bytes], cut: int
+) -> None:
+    """What `read` does with the reports of its worker processes, block after block."""
+    first, second = (b"".join(text + b"\n" for text in part) for part in (lines[:cut], lines[cut:]))
+    merged = logs_report.read(io.BytesIO(first), SINCE)
+    merged.merge(logs_report.read(io.BytesIO(second), SINCE))
+    whole = logs_report.read(io.BytesIO(first + second), SINCE)
+    assert logs_report.to_json(merged) == logs_report.to_json(whole)
+
+
+def test_worker_processes_count_what_one_process_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks past PARALLEL_AFTER go to two processes; samples stay the earliest lines'."""
+    monkeypatch.setattr(log_scan, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(logs_report, "PARALLEL_AFTER", 2)
+    first_429 = line(
+        "admin_api_call",
+        "warning",
+        operation="firstOperation",
+        outcome="http_429",
+        error_class="http_429",
+        shop="c.myshopify.com",
+    )
+    filler = [accepted("orders/create", 3.0)] * 2000  # blocks before the first failure
+    lines = filler + [first_429] + week() * 20
+    data = b"\n".join(lines) + b"\n"
+    assert len(filler) * len(filler[0]) > 10 * 4096  # the first 429 is read by a process
+    alone = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE, jobs=1))
+    in_processes = logs_report._read_in_processes
+    jobs_used: list[int] = []
+
+    def spy(*args: object) -> None:
+        jobs_used.append(args[-1])  # type: ignore[arg-type]
+        in_processes(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logs_report, "_read_in_processes", spy)
+    shared = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE, jobs=2))
+    assert jobs_used == [2]
+    assert shared == alone
+    assert shared == reference_report(data, SINCE)
+    samples = {e["error_class"]: e["sample"] for e in shared["errors"]}  # type: ignore[attr-defined]
+    assert samples["http_429"]["operation"] == "firstOperation"  # not week()'s later ones
+    assert shared["webhooks"]["orders/create"]["received"] == 2000 + 106 * 20  # type: ignore[index]
+
+
+def test_a_big_file_is_read_in_segments_cut_at_line_ends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Segments start mid-line in the file; each line is still counted once, in one segment."""
+    monkeypatch.setattr(log_scan, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(logs_report, "PARALLEL_AFTER", 2)
+    monkeypatch.setattr(logs_report, "SEGMENT_SIZE", 5000)  # not a multiple of any line
+    lines = [accepted("orders/create", 3.0)] * 300 + week() * 10
+    data = b"\n".join(lines)  # no newline after the last line
+    path = tmp_path / "week.log"
+    path.write_bytes(data)
+    with path.open("rb") as stream:
+        starts = logs_report._segment_starts(stream, len(data))
+    assert len(starts) > 10
+    assert all(data[start - 1] == ord("\n") for start in starts[1:])
+    shared = logs_report.to_json(logs_report.read_path(path, SINCE, jobs=2))
+    assert shared == reference_report(data, SINCE)
+    assert shared == logs_report.to_json(logs_report.read_path(path, SINCE, jobs=1))
