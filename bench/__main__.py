@@ -21,7 +21,7 @@ from bench.scenarios import Bench
 SCENARIOS = ("health", "ack", "e2e", "memory", "drain", "alerting", "retention")
 # Run only when named: they explain a figure rather than measure a target.
 # `console` seeds a million events per database (minutes): run it by name.
-# `logs-report` compares two commands' reading speed on one log; it has no target of its own.
+# `logs-report` compares two commands' reading speed on one log (a gigabyte written first).
 OPTIONAL = ("layers", "console", "logs-report")
 DATABASES = ("sqlite", "postgresql")
 
@@ -163,6 +163,8 @@ def _logs_report(bench: Bench) -> str:
     figures = logsreport.measure(
         bench.workdir, url, bench.secret, bench.log_megabytes, bench.repeat
     )
+    ratio = figures["alerting-check"] / figures["logs-report"]
+    bench.target("logs-report x alerting-check", ratio, logsreport.TARGET_RATIO, "", False)
     return logsreport.section(figures)
 
 
