@@ -7,8 +7,8 @@ from typing import Any
 
 from timedify.settings import Settings, load_settings
 
-SECRET = "test-secret-0123456789"
-PREVIOUS_SECRET = "previous-secret-9876543210"
+SECRET = "test-secret-0123456789-abcdefghij"
+PREVIOUS_SECRET = "previous-secret-9876543210-zyxwvu"
 SHOP = "demo-shop.myshopify.com"
 # Fernet keys for TOKEN_ENCRYPTION_KEY (S5): the tests' current key and a previous one.
 TOKEN_KEY = "L1Hpy_XP5pPNiL9CzSUrvw3aItqnNMswOefJBUfZz5I="

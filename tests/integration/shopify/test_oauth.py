@@ -68,7 +68,7 @@ def test_refusals_are_mapped_and_never_echo_a_token(fake: FakeShopify, tmp_path:
     with pytest.raises(ShopifyAuthError) as other:
         client.migrate(SHOP, "shpat_neverissued")
     assert "shpat_" not in str(other.value)
-    fake.state.client_secret = "another"
+    fake.state.client_secret = "another-secret-0123456789abcdefgh"
     with pytest.raises(ShopifyAuthError) as refused:
         client.token_exchange(SHOP, session_token(fake.state, SHOP))
     assert "HTTP 401 invalid_client" in str(refused.value)

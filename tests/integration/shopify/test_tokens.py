@@ -126,10 +126,12 @@ def test_a_usable_token_is_not_exchanged_again(world: World) -> None:
 
 
 def test_invalid_session_token_and_other_refusals_store_nothing(world: World) -> None:
-    forged = session_token(State(client_id="test-key", client_secret="another-secret"), SHOP)
+    forged = session_token(
+        State(client_id="test-key", client_secret="another-secret-of-another-app-00000"), SHOP
+    )
     with pytest.raises(InvalidSubjectToken):
         world.manager.ensure_offline_token(SHOP, forged)
-    world.state.client_secret = "rotated-elsewhere"
+    world.state.client_secret = "rotated-elsewhere-0123456789abcdef"
     with pytest.raises(ShopifyAuthError) as info:
         world.manager.ensure_offline_token(SHOP, session_token(world.state, SHOP))
     assert not isinstance(info.value, InvalidSubjectToken)

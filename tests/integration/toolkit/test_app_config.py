@@ -18,7 +18,7 @@ APP_URL = "https://timedify.fly.dev"
 def env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "SHOPIFY_API_KEY": "dev-api-key",
-        "SHOPIFY_API_SECRET": "test-secret-0123456789",
+        "SHOPIFY_API_SECRET": "test-secret-0123456789-abcdefghij",
         "SHOPIFY_APP_URL": APP_URL,
         "SCOPES": "read_products",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",

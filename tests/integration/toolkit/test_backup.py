@@ -27,7 +27,7 @@ def test_backup_and_verify_a_live_database(db_url: str, tmp_path: Path) -> None:
         for _ in range(3):
             assert (
                 post_webhook(
-                    url, signed_webhook("shop/redact", SHOP, "test-secret-0123456789")
+                    url, signed_webhook("shop/redact", SHOP, "test-secret-0123456789-abcdefghij")
                 ).status_code
                 == 200
             )

@@ -155,7 +155,7 @@ def test_retention_keeps_acknowledging_webhooks(db_url: str, tmp_path: Path) -> 
 def _send_loop(url: str, statuses: list[int], done: threading.Event) -> None:
     with httpx.Client(timeout=10) as client:
         while not done.is_set():
-            hook = signed_webhook("app/uninstalled", SHOP, "test-secret-0123456789")
+            hook = signed_webhook("app/uninstalled", SHOP, "test-secret-0123456789-abcdefghij")
             response = client.post(url + hook.path(), content=hook.body, headers=hook.headers)
             statuses.append(response.status_code)
 

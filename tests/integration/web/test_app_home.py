@@ -348,7 +348,7 @@ def test_api_without_a_valid_token_gets_the_retry_401(
 ) -> None:
     tokens = {
         "expired": _token(exp_in=-60),
-        "forged": _token(secret="forged"),
+        "forged": _token(secret="forged-secret-of-someone-else-0000"),
         "other_app": _token(audience="other"),
     }
     headers = {} if authorization is None else {"Authorization": authorization.format(**tokens)}
@@ -364,7 +364,11 @@ def test_api_without_a_valid_token_gets_the_retry_401(
 
 
 def test_session_tokens_never_reach_the_logs(home: Home) -> None:
-    tokens = [_token(), _token(secret="forged"), _token("other-shop.myshopify.com")]
+    tokens = [
+        _token(),
+        _token(secret="forged-secret-of-someone-else-0000"),
+        _token("other-shop.myshopify.com"),
+    ]
     for token in tokens:
         home.app(embedded="1", id_token=token)
         home.get("/api/ping", headers={"Authorization": f"Bearer {token}"})
