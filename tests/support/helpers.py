@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 
 from timedify.db import make_engine
 from timedify.ingest import webhooks
@@ -97,14 +99,21 @@ def store_events(db_url: str, hooks: list[SignedWebhook]) -> list[str]:
     return [hook.webhook_id for hook in hooks]
 
 
-def execute(db_url: str, statement: Any) -> None:
-    """Run one statement in its own transaction (test set-up)."""
+@contextmanager
+def transaction(db_url: str) -> Iterator[Connection]:
+    """One transaction on a fresh engine, disposed afterwards."""
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(statement)
+            yield conn
     finally:
         engine.dispose()
+
+
+def execute(db_url: str, statement: Any) -> None:
+    """Run one statement in its own transaction (test set-up)."""
+    with transaction(db_url) as conn:
+        conn.execute(statement)
 
 
 def drain(settings: Any, handlers: Any = None, max_rounds: int = 500) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text, update
 
 from tests.support.databases import fresh_database
-from tests.support.helpers import execute, store_events
+from tests.support.helpers import execute, store_events, transaction
 from tests.support.rows import event_row, insert_rows
 from tests.support.settings import SHOP
 from timedify.db import make_engine
@@ -79,17 +79,13 @@ def test_a_claim_in_a_backlog_newer_than_the_statistics_reads_its_batch_only(
     ]
     insert_rows(db_url, WebhookEvent, burst)
 
-    engine = make_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            batch = claims.claim(
-                conn, token="t", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
-            )
-            # This transaction's own counts: index entries the claim's scans went through.
-            read = conn.execute(
-                text("SELECT pg_stat_get_xact_tuples_returned('ix_webhook_events_due'::regclass)")
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    with transaction(db_url) as conn:
+        batch = claims.claim(
+            conn, token="t", limit=10, lease=timedelta(seconds=60), now=datetime.now(UTC)
+        )
+        # This transaction's own counts: index entries the claim's scans went through.
+        read = conn.execute(
+            text("SELECT pg_stat_get_xact_tuples_returned('ix_webhook_events_due'::regclass)")
+        ).scalar_one()
     assert [e.webhook_id for e in batch] == [row["webhook_id"] for row in burst[:10]]
     assert read < 100, f"the claim read {read} index entries for a batch of 10"
