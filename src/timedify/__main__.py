@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from timedify.cli import main
 
-main()
+if __name__ == "__main__":  # run, never on import (worker processes may import it)
+    main()

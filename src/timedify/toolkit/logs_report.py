@@ -6,6 +6,10 @@ acknowledged and rejected per topic and reason, processing outcomes, dead letter
 resolved, error classes with one sample line each, the Shopify Admin API's 429s and 5xx, the
 acknowledgement latency percentiles and the shops with the most failures.
 
+Parsing every line is CPU-bound, so a log over `PARALLEL_AFTER` blocks is parsed by worker
+processes: a file in segments each reads itself, a stream in blocks handed to them; their
+reports are merged in log order.
+
 Nothing personal leaves: every value printed is one the log itself holds under the log's rules
 (`timedify.logs`), and then only if it is shaped like an identifier (`logs.identifier`), with
 tokens masked (`logs.scrub_text`); a sample shows only the context fields in `SAMPLE_FIELDS`.
