@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +23,8 @@ failure lines. Only identifier-shaped values are shown: no personal data, no tok
 
 Example: fly logs --no-tail | timedify logs-report --logs - --since 7d > review.md
 
-Exit codes: 0 report printed (and posted with --notify), 1 the log cannot be read or the post
-failed, 2 a malformed option."""
+Exit codes: 0 report printed (and posted with --notify), 1 the log cannot be read, a process
+reading it died (try --jobs 1) or the post failed, 2 a malformed option."""
 
 
 class Format(enum.StrEnum):
@@ -79,6 +80,9 @@ def _read(source: str, since: datetime, jobs: int) -> logs_report.LogsReport:
         return logs_report.read_path(Path(source), since, jobs)
     except OSError as exc:
         message = f"cannot read {source}: {exc.strerror} (pass --logs FILE, or - for stdin)"
+        raise LogsReportError(message) from None
+    except BrokenProcessPool:
+        message = "a process reading the log stopped (out of memory?): run again with --jobs 1"
         raise LogsReportError(message) from None
 
 

@@ -22,7 +22,7 @@ import math
 import os
 import stat
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -246,9 +246,7 @@ def read(stream: IO[bytes], since: datetime | None = None, jobs: int = 1) -> Log
     report = LogsReport(since=since)
     key = log_scan.to_since_key(since) if since else None
     blocks = log_scan.blocks(stream)
-    for block in islice(blocks, PARALLEL_AFTER) if jobs > 1 else blocks:
-        report.bytes += len(block)
-        _read_block(block, key, report)
+    _read_here(islice(blocks, PARALLEL_AFTER) if jobs > 1 else blocks, key, report)
     rest = next(blocks, None) if jobs > 1 else None
     if rest is not None:
         _read_in_processes(_chain(rest, blocks), key, report, jobs)
@@ -264,10 +262,14 @@ def read_path(path: Path, since: datetime | None = None, jobs: int = 1) -> LogsR
         if jobs <= 1 or small or not stat.S_ISREG(info.st_mode):
             return read(stream, since, jobs)
         starts = _segment_starts(stream, info.st_size)
+    pool = _pool(jobs)
+    if pool is None:
+        with path.open("rb") as stream:
+            return read(stream, since)
     report = LogsReport(since=since)
     key = log_scan.to_since_key(since) if since else None
     ends = [*starts[1:], info.st_size]
-    with _pool(jobs) as pool:
+    with pool:
         for part in pool.map(read_segment, repeat(str(path)), starts, ends, repeat(key)):
             report.merge(part)  # in file order: the earliest line of a class stays its sample
     report.fold()
@@ -290,15 +292,22 @@ def read_segment(path: str, start: int, end: int, key: str | None) -> LogsReport
     """The report of the lines in bytes `start`..`end` of a file (in a worker process)."""
     with open(path, "rb") as stream:
         stream.seek(start)
-        segment = stream.read(end - start)
-    part = LogsReport(bytes=len(segment))
-    _read_block(segment, key, part)
-    return part
+        return read_part(stream.read(end - start), key)
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    # `spawn`: a fresh interpreter per worker, whatever threads the caller has started.
-    return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+def _pool(jobs: int) -> ProcessPoolExecutor | None:
+    """Worker processes, or None where the system gives none (no /dev/shm for their locks)."""
+    try:
+        # `spawn`: a fresh interpreter per worker, whatever threads the caller has started.
+        return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+    except OSError:
+        return None
+
+
+def _read_here(blocks: Iterable[bytearray], key: str | None, report: LogsReport) -> None:
+    for block in blocks:
+        report.bytes += len(block)
+        _read_block(block, key, report)
 
 
 def _chain(first: bytearray, others: Iterator[bytearray]) -> Iterator[bytearray]:
@@ -309,8 +318,12 @@ def _chain(first: bytearray, others: Iterator[bytearray]) -> Iterator[bytearray]
 def _read_in_processes(
     blocks: Iterator[bytearray], key: str | None, report: LogsReport, jobs: int
 ) -> None:
+    pool = _pool(jobs)
+    if pool is None:
+        _read_here(blocks, key, report)
+        return
     pending: deque[Future[LogsReport]] = deque()
-    with _pool(jobs) as pool:
+    with pool:
         for block in blocks:
             pending.append(pool.submit(read_part, block, key))
             # Bounded: a few blocks per worker in flight, never the whole log in memory.
@@ -320,8 +333,8 @@ def _read_in_processes(
             report.merge(pending.popleft().result())
 
 
-def read_part(block: bytearray, key: str | None) -> LogsReport:
-    """The report of one block (in a worker process); merged in order by `read`."""
+def read_part(block: bytes | bytearray, key: str | None) -> LogsReport:
+    """The report of one block of whole lines (in a worker process), to merge in order."""
     part = LogsReport(bytes=len(block))
     _read_block(block, key, part)
     return part
