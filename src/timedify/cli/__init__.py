@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError  # Typer's copy of Click's
 from typer.core import TyperGroup
 
 from timedify import __version__
@@ -115,7 +116,16 @@ logs_report.register(app)
 def main() -> None:
     """Entry point of the `timedify` command."""
     try:
-        app()
+        # Not standalone: Click's own errors come back here, to be printed as one line.
+        code = app(standalone_mode=False)
+    except typer.Abort:  # end of input at a prompt
+        sys.exit(1)
+    except NoArgsIsHelpError as exc:  # `timedify` alone: the help, on stderr, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # a usage error (unknown option, bad value, ...)
+        console.error(_one_line(exc))
+        sys.exit(exc.exit_code)
     except ConfigError as exc:
         console.error("configuration is invalid:")
         for problem in exc.problems:
@@ -128,3 +138,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    # `typer.Exit(n)` comes back as n; a command that completes returns None.
+    sys.exit(code if type(code) is int else 0)
+
+
+def _one_line(exc: typer.TyperException) -> str:
+    """Click's message, and where the help is (Click prints usage, hint and error apart)."""
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return exc.format_message()
+    return f"{exc.format_message()} (see {context.command_path} --help)"
