@@ -119,6 +119,7 @@ def main() -> None:
         # Not standalone: Click's own errors come back here, to be printed as one line.
         code = app(standalone_mode=False)
     except typer.Abort:  # end of input at a prompt
+        console.error("aborted: the input ended before an answer")
         sys.exit(1)
     except NoArgsIsHelpError as exc:  # `timedify` alone: the help, on stderr, exit 2
         exc.show()
