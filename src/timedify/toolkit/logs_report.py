@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any
@@ -249,7 +249,7 @@ def read(stream: IO[bytes], since: datetime | None = None, jobs: int = 1) -> Log
     _read_here(islice(blocks, PARALLEL_AFTER) if jobs > 1 else blocks, key, report)
     rest = next(blocks, None) if jobs > 1 else None
     if rest is not None:
-        _read_in_processes(_chain(rest, blocks), key, report, jobs)
+        _read_in_processes(chain([rest], blocks), key, report, jobs)
     report.fold()
     return report
 
@@ -308,11 +308,6 @@ def _read_here(blocks: Iterable[bytearray], key: str | None, report: LogsReport)
     for block in blocks:
         report.bytes += len(block)
         _read_block(block, key, report)
-
-
-def _chain(first: bytearray, others: Iterator[bytearray]) -> Iterator[bytearray]:
-    yield first
-    yield from others
 
 
 def _read_in_processes(
