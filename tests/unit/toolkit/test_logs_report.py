@@ -9,10 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from timedify import logs
+from timedify.ingest import endpoint
 from timedify.logs import NOT_AN_IDENTIFIER
+from timedify.processing import worker
+from timedify.records import AttemptResult, ClaimedEvent, Outcome
 from timedify.toolkit import log_scan, logs_report
 
 FLY = b"2026-11-28T06:00:01Z app[683d5e0b] ams [info]"
@@ -25,10 +29,13 @@ def line(event: str, level: str = "info", time: str = IN_WINDOW, **fields: objec
     return orjson.dumps({**fields, "event": event, "level": level, "time": time})
 
 
-def accepted(topic: str, duration: float, event: str = "webhook_accepted") -> bytes:
+def accepted(
+    topic: str, duration: float, event: str = "webhook_accepted", time: str = IN_WINDOW
+) -> bytes:
     # The shape `HotLogger` writes for every acknowledged webhook.
     return line(
         event,
+        time=time,
         topic=topic,
         shop="a.myshopify.com",
         webhook_id="w-1",
@@ -318,23 +325,149 @@ records = st.fixed_dictionaries(
         "shop": st.sampled_from(["a.myshopify.com", "x@y"]),
     },
 )
+# The two shapes `HotLogger` writes per webhook, key for key, which `read` counts without
+# parsing them; and near misses of them, which it must parse like any other line.
+_texts = st.sampled_from(["orders/create", "a b", "", "é/x", 'q"x', "back\\slash"])
+_optional = st.sampled_from(["a.myshopify.com", "w-1", None, "\u2028"])
+_times = st.sampled_from(
+    [IN_WINDOW, OLD, "2026-11-21T06:00:00.000000Z", "2026-11-21T05:59:59.999999Z", "2026-11-27"]
+)
+_durations = st.sampled_from([0, 3, 1.5, 12.25, -0.0, 0.1, 1e20, 1234567890123456, 2.5e-7])
+acknowledgements = st.builds(
+    lambda topic, shop, webhook_id, duration, event, time: {
+        "topic": topic,
+        "shop": shop,
+        "webhook_id": webhook_id,
+        "status": 200,
+        "duration_ms": duration,
+        "event": event,
+        "level": "info",
+        "time": time,
+    },
+    _texts, _optional, _optional, _durations,
+    st.sampled_from(["webhook_accepted", "webhook_duplicate"]), _times,
+)  # fmt: skip
+outcomes = st.builds(
+    lambda note, topic, shop, webhook_id, status, attempt, duration, time: {
+        "note": note,
+        "topic": topic,
+        "shop": shop,
+        "webhook_id": webhook_id,
+        "status": status,
+        "attempt": attempt,
+        "duration_ms": duration,
+        "event": "event_processed",
+        "level": "info",
+        "time": time,
+    },
+    _optional, _texts, _optional, _optional, _texts, st.sampled_from([1, 12, -1, 1.0]),
+    _durations, _times,
+)  # fmt: skip
+_near_misses = st.sampled_from(
+    [
+        lambda text: text.replace(b'":', b'": ', 1),
+        lambda text: b'{"x":1,' + text[1:],
+        lambda text: text + b" ",
+        lambda text: text + b"\r",
+        lambda text: text[:-1] + b',"level":"error"}',
+        lambda text: text.replace(b'"level":"info"', b'"level":"warning"'),
+        lambda text: text.replace(b'"status":200', b'"status":"200"'),
+        lambda text: text.replace(b'"duration_ms":', b'"duration_ms":0'),
+        lambda text: text.replace(b'"duration_ms":', b'"duration_ms":-'),
+        lambda text: b"x{" + text,
+    ]
+)
+hot_lines = st.builds(
+    lambda record, prefix: prefix + orjson.dumps(record),
+    st.one_of(acknowledgements, outcomes),
+    st.sampled_from([b"", FLY]),
+)
+near_misses = st.builds(lambda text, mutate: mutate(text), hot_lines, _near_misses)
 report_lines = st.one_of(
     records.map(orjson.dumps),
     records.map(lambda r: FLY + orjson.dumps(r)),
+    hot_lines,
+    hot_lines,
+    hot_lines,
+    near_misses,
     st.just(b"{broken"),
     st.just(b"plain text"),
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(lines=st.lists(report_lines, max_size=30), block_size=st.integers(1, 300))
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(report_lines, max_size=40), block_size=st.integers(1, 600))
 def test_read_equals_the_per_line_reading(lines: list[bytes], block_size: int) -> None:
-    """The inlined path for the per-webhook lines counts exactly what `add` counts."""
+    """The paths for the per-webhook lines count exactly what `add` counts, line by line."""
     data = b"\n".join(lines)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(log_scan, "BLOCK_SIZE", block_size)
         got = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE))
     assert got == reference_report(data, SINCE)
+
+
+@settings(max_examples=300, deadline=None)
+@example(lines=[accepted("a/b", 1.5, time=OLD), accepted("a/b", 2.5), b""], block_size=8000)
+@given(
+    lines=st.lists(st.one_of(hot_lines, hot_lines, near_misses), max_size=40),
+    block_size=st.integers(1, 8000),
+)
+def test_the_per_webhook_lines_are_counted_as_the_per_line_reading_counts_them(
+    lines: list[bytes], block_size: int
+) -> None:
+    """Blocks of mostly per-webhook lines, all before, all after or across the window's start."""
+    data = b"\n".join(lines)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_scan, "BLOCK_SIZE", block_size)
+        got = logs_report.to_json(logs_report.read(io.BytesIO(data), SINCE))
+    assert got == reference_report(data, SINCE)
+
+
+def test_the_lines_our_writers_write_per_webhook_are_counted_without_parsing() -> None:
+    """What the endpoint and the worker log per webhook is the shape `HOT_LINE` takes whole.
+
+    A change of those lines (a field added, renamed or moved) must change `HOT_LINE` too, or
+    every such line would silently fall back to the per-line reading, at half the speed.
+    """
+    out = io.BytesIO()
+    logs.configure_logging("INFO", "json", stream=out)
+    try:
+        endpoint.accepted_log.info(
+            "webhook_accepted",
+            topic="orders/create",
+            shop="a.myshopify.com",
+            webhook_id=logs.identifier("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+            status=200,
+            duration_ms=round(0.00123456 * 100_000) / 100,
+        )
+        event = ClaimedEvent(
+            id=1,
+            webhook_id="w-1",
+            topic="app/uninstalled",
+            shop_domain="b.myshopify.com",
+            event_id=None,
+            triggered_at=None,
+            received_at=datetime.now(UTC),
+            payload=b"{}",
+            attempts=1,
+            lease_token="lease",
+        )
+        worker._log_outcome(event, Outcome(AttemptResult.PROCESSED), 0.0042)
+        worker._log_outcome(event, Outcome(AttemptResult.IGNORED, note="topic ignored"), 0.001)
+    finally:
+        logs.configure_logging("INFO", "json", stream=io.BytesIO())
+    written = out.getvalue()
+    assert written.count(b"\n") == 3
+    report = logs_report.LogsReport()
+    rest = logs_report._count_hot_lines(written, None, report)
+    assert rest.strip(b"\n") == b""
+    assert report.lines == 3
+    assert report.hot == {
+        ("webhook_accepted", "orders/create", None): 1,
+        ("event_processed", "app/uninstalled", "processed"): 1,
+        ("event_processed", "app/uninstalled", "ignored"): 1,
+    }
+    assert dict(report.ack_ms) == {1.23: 1}
 
 
 def test_percentiles_of_repeated_times_are_nearest_rank() -> None:
