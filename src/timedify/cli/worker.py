@@ -34,7 +34,10 @@ def worker() -> None:
         settings,
         engine,
         jobs=shopify.worker_jobs() if shopify is not None else [],
-        after_commit=shopify.followups() if shopify is not None else None,
+        # The billing re-reads wait while a backlog is drained (one read per shop after it).
+        after_commit=(
+            shopify.followups(busy=lambda: runner.has_backlog()) if shopify is not None else None
+        ),
     )
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

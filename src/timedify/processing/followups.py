@@ -9,10 +9,12 @@ retries or loses the webhook; the daily `shops sync` repairs whatever it left un
 A queued shop waits `settle` seconds before its action runs, and every change to it arriving
 meanwhile rides along: Shopify sends a subscription's changes in quick succession (and a
 backlog holds many per shop), and one read made after the last of them answers them all. Each
-read costs an Admin API call, or ~1 ms of the worker's CPU where the shop has no usable token.
-Inside `serve` that CPU is the acknowledgements' too: while `busy()` says a burst of webhooks is
-on, actions wait, each at most `MAX_DEFER_SECONDS` beyond its settle time (a re-read is the
-least urgent work there is; the merchant's page reads billing itself when opened).
+read costs an Admin API call, or ~1 ms of the worker's CPU where the shop has no usable token,
+and that CPU (and the GIL) is the worker's and, inside `serve`, the acknowledgements' too: while
+`busy()` says a burst of webhooks is on or the worker drains a backlog, actions wait, each at
+most `MAX_DEFER_SECONDS` beyond its settle time, and the shop's changes meanwhile ride along (a
+re-read is the least urgent work there is; the merchant's page reads billing itself when
+opened).
 """
 
 from __future__ import annotations

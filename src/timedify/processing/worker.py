@@ -107,6 +107,7 @@ class Worker:
         # short; PostgreSQL's commits do not wait for it.
         self._short = _GIVE_WAY_SECONDS if engine.dialect.name == "sqlite" else self._max_seconds
         self._take = settings.worker_batch_size
+        self._backlog = False
         self._last_beat = float("-inf")
         self.processed = 0
         hostname = socket.gethostname()
@@ -129,6 +130,11 @@ class Worker:
         """Ask the loop to stop after the current event (safe from a signal handler)."""
         self._stopping.set()
         self._wakeup.set()
+
+    def has_backlog(self) -> bool:
+        """Whether more events were due than its last claim could take (it is draining a
+        backlog): work that can wait (the billing re-reads) waits until it is through."""
+        return self._backlog
 
     def alive(self) -> bool:
         """False once the in-process worker thread has died (fails `/health`)."""
@@ -168,6 +174,7 @@ class Worker:
                 lease=self._lease,
                 now=utcnow(),
             )
+        self._backlog = len(batch) >= self._settings.worker_batch_size
         if not batch:
             return 0
         self._held = token

@@ -72,5 +72,5 @@ class ShopifyServices:
 
     def followups(self, busy: Callable[[], bool] | None = None) -> FollowUps:
         """The worker's `after_commit`: billing re-read after app_subscriptions/update (S7),
-        put off while `busy()` (a burst of webhooks to acknowledge in the same process)."""
+        put off while `busy()` (a burst of webhooks to acknowledge, a backlog to drain)."""
         return billing_followups(self.billing.refresh, busy=busy)

@@ -129,17 +129,21 @@ def background_services(settings: Settings) -> list[BackgroundFactory]:
 def in_process_worker(services: Services) -> Worker:
     """The worker sharing the app's engine, woken by every ingest commit, counting its metrics."""
     shopify = services.shopify
-    return Worker(
+
+    def busy() -> bool:
+        # The billing re-reads wait while webhooks arrive or a backlog is drained.
+        return services.committer.in_burst() or worker.has_backlog()
+
+    worker = Worker(
         services.settings,
         services.engine,
         wakeup=services.wakeup,
         metrics=services.metrics,
         jobs=shopify.worker_jobs() if shopify is not None else [],
-        after_commit=(
-            shopify.followups(busy=services.committer.in_burst) if shopify is not None else None
-        ),
+        after_commit=shopify.followups(busy=busy) if shopify is not None else None,
         acknowledgements=services.committer,
     )
+    return worker
 
 
 def _build_services(settings: Settings) -> Services:

@@ -25,6 +25,7 @@ from timedify.models import (
     WorkerHeartbeat,
 )
 from timedify.processing import batches, dead_letters
+from timedify.processing.followups import FollowUps
 from timedify.processing.handlers import HANDLERS, Handler
 from timedify.processing.retry import RetryPolicy
 from timedify.processing.worker import Worker
@@ -319,3 +320,43 @@ class Acknowledging:
 
     def in_burst(self) -> bool:
         return self._in_burst
+
+
+def test_followups_wait_while_the_worker_drains_a_backlog(db_url: str, tmp_path: Path) -> None:
+    """A claim that comes back full means more is due: the re-reads that follow applied events
+    wait until a claim takes what is left, and each shop is then read once for all its events."""
+    settings = make_settings(db_url, tmp_path, worker_batch_size=2)
+    shops = ["a.myshopify.com", "b.myshopify.com"]
+    store_events(
+        db_url,
+        [signed_webhook("app/uninstalled", shops[n % 2], "x") for n in range(5)],
+    )
+    engine = make_engine(db_url)
+    read: list[tuple[str, bool]] = []
+    worker: Worker | None = None
+
+    def reread(shop: str) -> None:
+        assert worker is not None
+        read.append((shop, worker.has_backlog()))
+
+    followups = FollowUps(
+        {"app/uninstalled": reread},
+        settle=0,
+        busy=lambda: worker is not None and worker.has_backlog(),
+    )
+    worker = Worker(settings, engine, jobs=[], after_commit=followups)
+    try:
+        assert worker.run_once() == 2
+        assert worker.has_backlog()
+        assert worker.run_once() == 2
+        time.sleep(0.2)
+        assert read == [], "a re-read ran while events were still due"
+        assert worker.run_once() == 1
+        assert not worker.has_backlog()
+        assert followups.wait_idle(5)
+        assert sorted(read) == [(shops[0], False), (shops[1], False)]
+        assert worker.run_once() == 0
+        assert not worker.has_backlog()
+    finally:
+        followups.stop()
+        engine.dispose()
