@@ -70,9 +70,10 @@ SEGMENT_SIZE = 16 * 1024 * 1024
 
 # The lines written once per webhook, exactly as `HotLogger` renders them (the acknowledgement
 # in ingest/endpoint.py, the outcome in processing/worker.py), found in a whole block by one
-# expression instead of being parsed one by one: about twice as fast. Strings are printable
-# ASCII without quotes or escapes and numbers plain, so the text is exactly what JSON parsing
-# gives. Any other shape (another key order, an extra field, an escape) is parsed line by line.
+# expression instead of being parsed one by one (a week's log reads ~1.3 x faster). Strings
+# are printable ASCII without quotes or escapes and numbers plain, so the text is exactly what
+# JSON parsing gives. Any other shape (another key order, an extra field, an escape) is parsed
+# line by line.
 _STR = rb'"[ !#-\[\]-~]*"'
 _OPT = rb"(?:" + _STR + rb"|null)"
 _CAP = rb'"([ !#-\[\]-~]*)"'
