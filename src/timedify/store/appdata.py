@@ -126,8 +126,11 @@ def _rows_by_key(
 ) -> dict[str, dict[str, Any]]:
     if not values:
         return {}
-    rows = conn.execute(_select_by_key(model, key, conn.dialect.name), {"values": list(values)})
-    return {row[key]: dict(row) for row in rows.mappings()}
+    result = conn.execute(_select_by_key(model, key, conn.dialect.name), {"values": list(values)})
+    names = list(result.keys())
+    at = names.index(key)
+    # From the plain rows: a dict of a row's mapping view reads it key by key, ~3 x slower.
+    return {row[at]: dict(zip(names, row, strict=True)) for row in result}
 
 
 @functools.cache
@@ -162,7 +165,8 @@ def upsert_shops(conn: Connection, changes: Mapping[str, Mapping[str, Any]], now
         groups.setdefault(frozenset([*values, "updated_at"]), []).append(row)
     for columns, rows in groups.items():
         if bulk.is_postgres(conn):
-            rows = [{key: row.get(key) for key in _ordered(rows)} for row in rows]
+            keys = _ordered(rows)
+            rows = [{key: row.get(key) for key in keys} for row in rows]
             bulk.insert_rows(conn, Shop, rows, conflict=_set_excluded("domain", columns))
             continue
         given = frozenset().union(*rows)
@@ -205,7 +209,8 @@ def upsert_subscriptions(conn: Connection, rows: Collection[dict[str, Any]]) -> 
     given = frozenset().union(*rows)
     table = Subscription.__table__
     if bulk.is_postgres(conn):
-        full = [{key: row.get(key) for key in _ordered(rows)} for row in rows]
+        keys = _ordered(rows)
+        full = [{key: row.get(key) for key in keys} for row in rows]
         bulk.insert_rows(conn, Subscription, full, conflict=_set_excluded("id", given - {"id"}))
         return
     upsert = _upsert(conn.dialect.name, table, "id", given - {"id"}, given)
