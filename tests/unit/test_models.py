@@ -1,11 +1,13 @@
-"""UTCDateTime on SQLite: the one-step conversion stores what SQLAlchemy's two steps stored."""
+"""UTCDateTime: the one-step conversions store and give back what SQLAlchemy's two steps did."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy.dialects import sqlite
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
 
 from timedify.models import UTCDateTime
 
@@ -43,3 +45,37 @@ def test_naive_timestamps_and_none() -> None:
     assert bind(None) is None
     with pytest.raises(ValueError, match="naive"):
         bind(datetime(2024, 5, 1))  # a naive timestamp
+
+
+PG = postgresql.psycopg.dialect()
+ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-9, minutes=-30))]
+)
+# Away from datetime's ends, where moving to UTC would leave its range.
+AWARE = st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=ZONES)
+
+
+@given(AWARE)
+def test_postgresql_binds_the_naive_utc_time_and_reads_it_back_aware(value: datetime) -> None:
+    bind = UTCDateTime().dialect_impl(PG).bind_processor(PG)
+    result = UTCDateTime().dialect_impl(PG).result_processor(PG, None)
+    assert bind is not None
+    assert result is not None
+    stored = bind(value)
+    assert stored == value.astimezone(UTC).replace(tzinfo=None)
+    assert stored.tzinfo is None
+    assert result(stored) == value
+    assert result(stored).tzinfo is UTC
+    assert UTCDateTime().process_bind_param(value, PG) == stored
+    assert UTCDateTime().process_result_value(stored, PG) == value
+
+
+def test_postgresql_refuses_naive_timestamps_and_passes_none() -> None:
+    bind = UTCDateTime().dialect_impl(PG).bind_processor(PG)
+    result = UTCDateTime().dialect_impl(PG).result_processor(PG, None)
+    assert bind is not None
+    assert result is not None
+    assert bind(None) is None
+    assert result(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        bind(datetime(2024, 5, 1))
