@@ -306,6 +306,45 @@ def test_during_a_burst_sqlite_transactions_stay_short(settings: Settings, db_ur
     assert acknowledgements.asked == 6, "asked once before each transaction, and not paused"
 
 
+@pytest.mark.parametrize("in_burst", [True, False])
+def test_during_a_burst_a_postgresql_worker_rests_after_each_transaction(
+    settings: Settings, db_url: str, in_burst: bool
+) -> None:
+    """Its transactions hold nothing the commits wait for, but take the CPU the loop needs:
+    during a burst it rests after each one for a share of the time it took (here transactions
+    of at least 8 ms: one event of 8 ms each); outside a burst, and on SQLite, it never rests."""
+    store_events(
+        db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(3)]
+    )
+
+    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        time.sleep(0.008)
+        return HANDLERS["app/uninstalled"](conn, event, now)
+
+    rests: list[float] = []
+    engine = make_engine(db_url)
+    worker = Worker(
+        settings,
+        engine,
+        jobs=[],
+        handlers={**HANDLERS, "app/uninstalled": slow},
+        acknowledgements=Acknowledging(waiting=False, in_burst=in_burst),
+        rest=rests.append,
+    )
+    try:
+        assert worker.run_once() == 3
+    finally:
+        engine.dispose()
+    assert {e["state"] for e in events(db_url)} == {EventState.PROCESSED}
+    if db_url.startswith("sqlite") or not in_burst:
+        assert rests == []
+    else:
+        assert rests, "the worker did not rest during the burst"
+        # 0.4 of transactions that took at least the handlers' 3 x 8 ms (a sleep is never
+        # shorter than asked).
+        assert sum(rests) >= 0.4 * 0.024
+
+
 class Acknowledging:
     """The webhooks a worker inside `serve` gives way to, as the test sets them."""
 
