@@ -42,8 +42,9 @@ _GIVE_WAY_STEPS = 4
 _GIVE_WAY_SECONDS = 0.005
 # During a burst on PostgreSQL, the rest after each transaction, as a share of its time. Its
 # transactions hold nothing the commits wait for, but they take the CPU and the GIL the event
-# loop needs: resting 0.4 of the time lowered the ack p99 at c64 from ~25 to ~21 ms on 2 cores,
-# and a sustained burst still gets ~70 % of the worker's speed (docs/benchmarks.md).
+# loop needs (ack p99 at c64 on 2 cores, runs of the same hour: 21-24 ms resting 0.4, 25 not
+# resting; resting 0.5 or more let so many more webhooks in that applying them took ~2 x the
+# burst). A sustained burst still gets ~70 % of the worker's speed.
 _BURST_REST = 0.4
 
 
