@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from tests.support.handlers import BROKEN, EMAIL
 from tests.support.helpers import drain, events, store_event, store_events, table_rows
@@ -277,25 +277,11 @@ def test_during_a_burst_sqlite_transactions_stay_short(settings: Settings, db_ur
     event of 6 ms each), and the worker does not pause since nothing waits."""
     if not db_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's commits do not wait for the worker's transaction")
-    store_events(
-        db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(6)]
-    )
-
-    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
-        time.sleep(0.006)
-        return HANDLERS["app/uninstalled"](conn, event, now)
-
     commits: list[int] = []
     engine = make_engine(db_url)
     sqlalchemy.event.listen(engine, "commit", lambda _conn: commits.append(1))
     acknowledgements = Acknowledging(waiting=False, in_burst=True)
-    worker = Worker(
-        settings,
-        engine,
-        jobs=[],
-        handlers={**HANDLERS, "app/uninstalled": slow},
-        acknowledgements=acknowledgements,
-    )
+    worker = _slow_worker(settings, db_url, engine, count=6, seconds=0.006, acks=acknowledgements)
     try:
         assert worker.run_once() == 6
     finally:
@@ -313,23 +299,11 @@ def test_during_a_burst_a_postgresql_worker_rests_after_each_transaction(
     """Its transactions hold nothing the commits wait for, but take the CPU the loop needs:
     during a burst it rests after each one for a share of the time it took (here transactions
     of at least 8 ms: one event of 8 ms each); outside a burst, and on SQLite, it never rests."""
-    store_events(
-        db_url, [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(3)]
-    )
-
-    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
-        time.sleep(0.008)
-        return HANDLERS["app/uninstalled"](conn, event, now)
-
     rests: list[float] = []
     engine = make_engine(db_url)
-    worker = Worker(
-        settings,
-        engine,
-        jobs=[],
-        handlers={**HANDLERS, "app/uninstalled": slow},
-        acknowledgements=Acknowledging(waiting=False, in_burst=in_burst),
-        rest=rests.append,
+    acknowledgements = Acknowledging(waiting=False, in_burst=in_burst)
+    worker = _slow_worker(
+        settings, db_url, engine, count=3, seconds=0.008, acks=acknowledgements, rest=rests.append
     )
     try:
         assert worker.run_once() == 3
@@ -343,6 +317,30 @@ def test_during_a_burst_a_postgresql_worker_rests_after_each_transaction(
         # 0.4 of transactions that took at least the handlers' 3 x 8 ms (a sleep is never
         # shorter than asked).
         assert sum(rests) >= 0.4 * 0.024
+
+
+def _slow_worker(
+    settings: Settings,
+    db_url: str,
+    engine: Engine,
+    *,
+    count: int,
+    seconds: float,
+    acks: Acknowledging,
+    rest: Callable[[float], object] | None = None,
+) -> Worker:
+    """A worker in `serve` over `count` stored uninstalls, each taking at least `seconds`."""
+    store_events(
+        db_url,
+        [signed_webhook("app/uninstalled", f"s{n}.myshopify.com", "x") for n in range(count)],
+    )
+
+    def slow(conn: Connection, event: ClaimedEvent, now: datetime) -> str | None:
+        time.sleep(seconds)
+        return HANDLERS["app/uninstalled"](conn, event, now)
+
+    handlers = {**HANDLERS, "app/uninstalled": slow}
+    return Worker(settings, engine, jobs=[], handlers=handlers, acknowledgements=acks, rest=rest)
 
 
 class Acknowledging:
