@@ -209,7 +209,7 @@ def upsert_subscriptions(conn: Connection, rows: Collection[dict[str, Any]]) -> 
     given = frozenset().union(*rows)
     table = Subscription.__table__
     if bulk.is_postgres(conn):
-        keys = _ordered(rows)
+        keys = sorted(given)  # one SQL text per set of columns
         full = [{key: row.get(key) for key in keys} for row in rows]
         bulk.insert_rows(conn, Subscription, full, conflict=_set_excluded("id", given - {"id"}))
         return
